@@ -1,0 +1,127 @@
+"""The sender of one child SA with N sub-SAs: counters, limits, sealing.
+
+Theory of operation: ``Sender`` holds one counter, one packet count and one byte count per
+sub-SA, nothing else. ``seal`` checks the limits (``limits.py``), steps the sub-SA's
+counter, lays out the body (``wire/payload.py``) with the padding the alignment needs,
+builds the header (``wire/``), the IV and nonce (``nonce.py``) under the sub-SA's key
+(``keying.py``), and returns the packet's bytes with the facts a judge needs (sub-SA, SN,
+key label, nonce). It refuses with a ``SendRefused`` subclass rather than wrap a counter
+or pass a limit. It performs no I/O: the bytes go wherever the caller sends them.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from .errors import ConfigError, SubSaOutOfRange
+from .keying import Keying
+from .limits import LimitPolicy, refusal, rekey_due
+from .nonce import build_nonce, explicit_iv, iv_value
+from .profile import Framing, Mode, Profile
+from .subsa import check_base_spi, seq_for, seq_on_wire, session_id_for, spi_for
+from .wire import LAYOUTS, codec_for
+from .wire.payload import MAX_PAD, PayloadInfoHeader, next_header_of_ip
+
+
+class Sealed(NamedTuple):
+    wire: bytes          # the (E)ESP/PSP packet, from its first header byte to the ICV
+    sub_sa: int
+    spi: int
+    seq: int | None      # full sequence number; None without one
+    counter: int         # the sub-SA's counter value used
+    key_id: str          # label of the key (equal labels = same key)
+    nonce: bytes
+
+
+class Sender:
+    def __init__(self, profile: Profile, keymat: bytes, spi: int) -> None:
+        check_base_spi(profile, spi)
+        self.profile = profile
+        self.base_spi = spi
+        self.keying = Keying(profile, keymat, spi)
+        self.codec = codec_for(profile)
+        self.layout = LAYOUTS[profile.framing]
+        self.policy = LimitPolicy.of(profile)
+        n = profile.n_sub_sas
+        self.counters = [0] * n
+        self.packets = [0] * n
+        self.nbytes = [0] * n
+
+    # --- queries -----------------------------------------------------------------------
+    def refusal(self, sub_sa: int, payload_len: int = 0):
+        """The SendRefused the next packet on sub_sa would get, or None."""
+        if not 0 <= sub_sa < self.profile.n_sub_sas:
+            return SubSaOutOfRange(f"sub-SA {sub_sa}, the SA has "
+                                   f"{self.profile.n_sub_sas} (IDs 0..{self.profile.n_sub_sas - 1})")
+        return refusal(self.policy, self.counters[sub_sa], self.packets[sub_sa],
+                       self.nbytes[sub_sa], sum(self.packets), sum(self.nbytes), payload_len)
+
+    def rekey_due(self) -> str | None:
+        """The requirement ID making a rekey due now, or None."""
+        return rekey_due(self.policy, self.packets, self.nbytes)
+
+    # --- test hooks --------------------------------------------------------------------
+    def set_counter(self, sub_sa: int, value: int) -> None:
+        """Jump a sub-SA as if it had sent ``value`` packets (counter and packet count)."""
+        if not 0 <= value <= self.policy.counter_max:
+            raise ConfigError(f"counter {value} outside 0..{self.policy.counter_max}",
+                              requirement="SEQ-NO-WRAP")
+        self.counters[sub_sa] = value
+        self.packets[sub_sa] = value
+
+    # --- sealing -------------------------------------------------------------------------
+    def crypt_offset_for(self, payload_len: int, wanted: int | None = None) -> int:
+        """Crypt offset (4-octet units) a packet uses: the profile's, cut to the payload."""
+        p = self.profile
+        co = p.crypt_offset if wanted is None else wanted
+        if co and p.framing is Framing.EESP_FULL:
+            return min(co, (PayloadInfoHeader.overhead + payload_len) // 4)
+        if co and p.framing is Framing.PSP:
+            return min(co, payload_len // 4)
+        return 0
+
+    def seal(self, sub_sa: int, payload: bytes, next_header: int | None = None, *,
+             extra_pad: int = 0, crypt_offset: int | None = None,
+             iv_override: int | None = None) -> Sealed:
+        """Protect one payload on one sub-SA. ``extra_pad`` adds padding (a multiple of the
+        alignment), ``crypt_offset`` picks another offset up to the profile's maximum, and
+        ``iv_override`` replaces the scheme's IV: only for known-answer tests."""
+        p = self.profile
+        refused = self.refusal(sub_sa, len(payload))
+        if refused is not None:
+            raise refused
+        if next_header is None:
+            if p.mode is not Mode.TUNNEL:
+                raise ConfigError("transport mode needs the next header of the payload")
+            next_header = next_header_of_ip(payload)
+        if crypt_offset is not None and crypt_offset > p.max_crypt_offset:
+            raise ConfigError(f"crypt offset {crypt_offset} above the profile's maximum "
+                              f"{p.max_crypt_offset}", requirement="CRYPTOFF-MAX")
+        counter = self.counters[sub_sa] + 1
+        seq = seq_for(p, sub_sa, counter) if p.replay_protected else None
+        iv = iv_value(p, sub_sa, seq, counter) if iv_override is None else iv_override
+        cipher, salt, key_id = self.keying.get(sub_sa)
+        spi = spi_for(p, self.base_spi, sub_sa)
+        co = self.crypt_offset_for(len(payload), crypt_offset)
+        header = self.codec.header(spi, session_id_for(p, sub_sa), seq_on_wire(p, seq),
+                                   explicit_iv(p, iv), co, next_header)
+        pad = 0
+        if p.framing is not Framing.PSP:
+            if extra_pad % p.alignment:
+                raise ConfigError(f"extra padding {extra_pad} is not a multiple of the "
+                                  f"alignment {p.alignment}", requirement="WIRE-ALIGN")
+            pad = (-(len(header) + self.layout.overhead + len(payload)) % p.alignment
+                   + extra_pad)
+            if pad > MAX_PAD:
+                raise ConfigError(f"{pad} bytes of padding, at most {MAX_PAD}",
+                                  requirement="WIRE-PAD-LENGTH")
+        body = self.layout.pack(payload, next_header, pad)
+        clear = 4 * co
+        nonce = build_nonce(p, salt, spi, iv)
+        ciphertext, icv = cipher.seal(nonce, body[clear:],
+                                      self.codec.aad(header, seq) + body[:clear])
+        self.counters[sub_sa] = counter
+        self.packets[sub_sa] += 1
+        self.nbytes[sub_sa] += len(payload)
+        return Sealed(header + body[:clear] + ciphertext + icv, sub_sa, spi, seq, counter,
+                      key_id, nonce)
