@@ -22,6 +22,7 @@ one packing serves all widths. Which key and salt a sub-SA has is ``keying.py``'
 from __future__ import annotations
 
 import struct
+from typing import Callable
 
 from .profile import Framing, NonceScheme, Profile
 
@@ -39,11 +40,31 @@ def iv_value(profile: Profile, sub_sa: int, seq: int, counter: int) -> int:
     return counter
 
 
+def _no_iv(iv: int) -> bytes:
+    return b""
+
+
+def _psp_nonce(salt: bytes, spi: int, iv: int) -> bytes:
+    return _IQ.pack(spi, iv)
+
+
+def _salted_nonce(salt: bytes, spi: int, iv: int) -> bytes:
+    return salt + _Q.pack(iv)
+
+
+def iv_encoder(profile: Profile) -> Callable[[int], bytes]:
+    """The function that writes a packet's IV field (nothing for an implicit IV)."""
+    return _no_iv if profile.nonce is NonceScheme.IMPLICIT_IV else _Q.pack
+
+
+def nonce_builder(profile: Profile) -> Callable[[bytes, int, int], bytes]:
+    """The function (salt, SPI, 64-bit IV) -> 12-byte nonce of a profile."""
+    return _psp_nonce if profile.framing is Framing.PSP else _salted_nonce
+
+
 def explicit_iv(profile: Profile, iv: int) -> bytes:
-    return b"" if profile.nonce is NonceScheme.IMPLICIT_IV else _Q.pack(iv)
+    return iv_encoder(profile)(iv)
 
 
 def build_nonce(profile: Profile, salt: bytes, spi: int, iv: int) -> bytes:
-    if profile.framing is Framing.PSP:
-        return _IQ.pack(spi, iv)
-    return salt + _Q.pack(iv)
+    return nonce_builder(profile)(salt, spi, iv)
