@@ -28,7 +28,7 @@ from typing import NamedTuple
 from .errors import CryptOffsetBeyondPayload, DecodeError, IcvMismatch
 from .keying import Keying
 from .limits import LimitPolicy
-from .nonce import build_nonce
+from .nonce import nonce_builder
 from .profile import Framing, NonceScheme, Profile, SeqWire, SubSaLocation
 from .replay import ReplayWindow, Verdict, infer_esn
 from .subsa import check_base_spi, locate, owns_spi
@@ -77,9 +77,16 @@ class Receiver:
         self.windows: dict[int, ReplayWindow] = {}
         self.accepted = [0] * profile.n_sub_sas
         self._blank = ReplayWindow(profile.window) if profile.replay_protected else None
+        # the profile's choices, resolved once (enum tests cost more than the AEAD call)
         self._esn = profile.seq is SeqWire.ESN
         self._iiv = profile.nonce is NonceScheme.IMPLICIT_IV
         self._psp = profile.framing is Framing.PSP
+        self._full = profile.framing is Framing.EESP_FULL
+        self._id_in_seq = profile.subsa is SubSaLocation.SEQ
+        self._n = profile.n_sub_sas
+        self._nonce = nonce_builder(profile)
+        self._limited = (self.policy.packets_per_subsa is not None
+                         or self.policy.packets_total is not None)
 
     def top(self, sub_sa: int) -> int:
         """Highest authenticated sequence number of a sub-SA (0 before any)."""
@@ -103,15 +110,19 @@ class Receiver:
         if not owns_spi(p, self.base_spi, pkt.spi):
             return Dropped(DropReason.UNKNOWN_SPI, "SPI-UNKNOWN-DROP",
                            f"SPI {pkt.spi:#010x} belongs to no SA here")
-        # -- sub-SA and full sequence number
+        # -- sub-SA and full sequence number (the ID is read before ESN inference, which
+        #    needs that sub-SA's window; the profile rules keep ESN and SEQ-located IDs apart)
         seq = pkt.seq
-        if self._esn:
-            guess_sub_sa = locate(p, self.base_spi, pkt.spi, pkt.session_id, None)[0]
-            seq = infer_esn(seq, self.top(guess_sub_sa), p.window)[0]
-        sub_sa, counter = locate(p, self.base_spi, pkt.spi, pkt.session_id, seq)
-        if sub_sa >= p.n_sub_sas:
+        if self._id_in_seq:
+            sub_sa, counter = locate(p, self.base_spi, pkt.spi, pkt.session_id, seq)
+        else:
+            sub_sa = locate(p, self.base_spi, pkt.spi, pkt.session_id, None)[0]
+            if self._esn:
+                seq = infer_esn(seq, self.top(sub_sa), p.window)[0]
+            counter = seq
+        if sub_sa >= self._n:
             return Dropped(DropReason.SUBSA_OUT_OF_RANGE, "SUBSA-ID-RANGE",
-                           f"sub-SA ID {sub_sa}, the SA has {p.n_sub_sas}", sub_sa, seq)
+                           f"sub-SA ID {sub_sa}, the SA has {self._n}", sub_sa, seq)
         # -- preliminary replay check
         window = self.windows.get(sub_sa)
         if self._blank is not None:
@@ -124,19 +135,15 @@ class Receiver:
                 return Dropped(DropReason.TOO_OLD, "REPLAY-TOO-OLD-DROP",
                                f"sequence number {seq} is left of the window "
                                f"(top {self.top(sub_sa)}, W {p.window})", sub_sa, seq)
-        share = self.policy.packets_per_subsa
-        if (share is not None and counter is not None and counter > share) or (
-                self.policy.packets_total is not None
-                and sum(self.accepted) >= self.policy.packets_total):
+        if self._limited and self._past_limit(counter):
             return Dropped(DropReason.LIMIT, "LIMIT-RECEIVER-ENFORCE",
                            f"sub-SA {sub_sa} past its hard limit", sub_sa, seq)
         # -- ICV
         cipher, salt, _ = self.keying.get(sub_sa)
         iv = seq if self._iiv else int.from_bytes(pkt.iv, "big")
-        nonce = build_nonce(p, salt, pkt.spi, iv)
         header = data[:self.codec.header_len_of(data)]
         try:
-            plain = cipher.open(nonce, pkt.ciphertext, pkt.icv,
+            plain = cipher.open(self._nonce(salt, pkt.spi, iv), pkt.ciphertext, pkt.icv,
                                 self.codec.aad(header, seq) + pkt.exposed)
         except IcvMismatch as e:
             return Dropped(DropReason.ICV, e.requirement, str(e), sub_sa, seq)
@@ -147,16 +154,24 @@ class Receiver:
             window.accept(counter)
         self.accepted[sub_sa] += 1
         try:
-            inner = self.layout.unpack(pkt.exposed + plain,
-                                       pkt.next_header if self._psp else None)
-            if (p.framing is Framing.EESP_FULL and len(pkt.exposed)
-                    > PayloadInfoHeader.overhead + len(inner.payload)):
-                raise CryptOffsetBeyondPayload(
-                    f"{len(pkt.exposed)} clear bytes, the inner packet has "
-                    f"{len(inner.payload)}")
+            if pkt.exposed:
+                inner = self.layout.unpack(pkt.exposed + plain,
+                                           pkt.next_header if self._psp else None)
+                if self._full and len(pkt.exposed) > PayloadInfoHeader.overhead + len(inner.payload):
+                    raise CryptOffsetBeyondPayload(
+                        f"{len(pkt.exposed)} clear bytes, the inner packet has "
+                        f"{len(inner.payload)}")
+            else:
+                inner = self.layout.unpack(plain, pkt.next_header if self._psp else None)
         except DecodeError as e:
             return Dropped(DropReason.MALFORMED, e.requirement, str(e), sub_sa, seq)
         if inner.next_header == NEXT_HEADER_DUMMY:
             return Dropped(DropReason.DUMMY, "WIRE-DUMMY-DISCARD", "next header 59",
                            sub_sa, seq)
         return Delivered(sub_sa, seq, inner.payload, inner.next_header)
+
+    def _past_limit(self, counter: int | None) -> bool:
+        pol = self.policy
+        if pol.packets_per_subsa is not None and counter is not None:
+            return counter > pol.packets_per_subsa
+        return pol.packets_total is not None and sum(self.accepted) >= pol.packets_total
