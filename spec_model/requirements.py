@@ -139,6 +139,15 @@ _TABLE: tuple[tuple[str, str, Level, Severity, str], ...] = (
      "A key shared by sub-SAs never protects more than 2^64 packets."),
     ("LIMIT-RECEIVER-ENFORCE", "seed §4.5", S, STR,
      "A receiver drops packets past the per-sub-SA hard limit."),
+    # --- conformance of the two ends as a whole -------------------------------------------
+    ("SEND-WITHIN-LIMITS", "RFC 4303 §3.3; seed §4.5", M, INT,
+     "A sender protects every packet that its counters and limits allow."),
+    ("IUT-NO-CRASH", "RFC 4303 §3.4 (robustness)", M, ROB,
+     "An implementation answers every input with a packet, a refusal or a drop; it "
+     "never crashes or hangs."),
+    ("RECV-ACCEPT-VALID", "RFC 4303 §3.4", M, INT,
+     "A receiver delivers every authentic, well-formed packet that is inside or right of "
+     "the window, with the payload the sender protected."),
     # --- wire format ------------------------------------------------------------------------
     ("SPI-UNKNOWN-DROP", "RFC 4303 §3.4.2", M, ROB,
      "A packet for an SPI without an SA is dropped."),

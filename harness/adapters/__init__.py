@@ -1,0 +1,1 @@
+"""Built-in adapters: the model itself (``reference``) and scapy (``scapy``)."""
