@@ -107,7 +107,8 @@ FAMILY_RULES = {
 
 
 def machine_for(factory: IutFactory, profile: Profile, family: str = "all",
-                seed: int = 0, strict: bool = False) -> type[RuleBasedStateMachine]:
+                seed: int = 0, strict: bool = False,
+                sink: list | None = None) -> type[RuleBasedStateMachine]:
     rules = _rules(profile)
     chosen = {name: rules[name] for name in FAMILY_RULES[family]}
     if profile.seq is SeqWire.NONE:       # nothing to forge without a sequence number
@@ -116,7 +117,7 @@ def machine_for(factory: IutFactory, profile: Profile, family: str = "all",
 
     def __init__(self):
         RuleBasedStateMachine.__init__(self)
-        self.session = Session.open(factory, profile, seed=seed, strict=strict)
+        self.session = Session.open(factory, profile, seed=seed, strict=strict, sink=sink)
 
     def teardown(self):
         self.session.close()
@@ -133,9 +134,11 @@ class LockstepResult:
 
 
 def run(factory: IutFactory, profile: Profile, family: str = "all", *, seed: int = 0,
-        examples: int = 30, steps: int = 40, strict: bool = False) -> LockstepResult:
-    """Explore; return the minimal failure (if any) after Hypothesis shrank it."""
-    machine = hseed(seed)(machine_for(factory, profile, family, seed, strict))
+        examples: int = 30, steps: int = 40, strict: bool = False,
+        sink: list | None = None) -> LockstepResult:
+    """Explore; return the minimal failure (if any) after Hypothesis shrank it.
+    Findings that do not fail the run (INFO, NON-STRICT) go to ``sink``."""
+    machine = hseed(seed)(machine_for(factory, profile, family, seed, strict, sink))
     count = {"n": 0}
     original_init = machine.__init__
 

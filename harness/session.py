@@ -66,6 +66,7 @@ class Session:
     strict: bool = False
     steps: list[tuple[str, dict]] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
+    sink: list[Finding] | None = None     # collects findings that do not fail the run
 
     def __post_init__(self) -> None:
         from .judge import Judge
@@ -90,6 +91,8 @@ class Session:
                    or (self.strict and f.verdict is Verdict.NON_STRICT)]
         if failing:
             raise ConformanceFailure(failing, list(self.steps))
+        if self.sink is not None:
+            self.sink.extend(findings)
 
     def _call(self, what: str, fn, *args):
         try:

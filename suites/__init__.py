@@ -31,16 +31,14 @@ class CaseContext:
     strict: bool = False
     examples: int = 30
     steps: int = 40
-    sessions: list[Session] | None = None
+    sink: list | None = None      # findings that do not fail the case
+
 
     def session(self, profile: Profile | None = None) -> Session:
         """A fresh session: the IUT installed anew with the run's keys (optionally with a
         variant of the profile, e.g. with limits set)."""
-        s = Session.open(self.factory, profile or self.profile, seed=self.seed,
-                         strict=self.strict)
-        if self.sessions is not None:
-            self.sessions.append(s)
-        return s
+        return Session.open(self.factory, profile or self.profile, seed=self.seed,
+                            strict=self.strict, sink=self.sink)
 
 
 @dataclass(frozen=True)
