@@ -112,13 +112,11 @@ class Judge:
                                       f"{pkt.spi:#x} session {pkt.session_id}, expected SPI "
                                       f"{exp.spi:#x} session {exp.session_id}"))
             if p.replay_protected and pkt.seq != exp.seq:
-                last = self._last_seq.get(sub_sa)
-                rule = ("SEQ-FIRST-ONE" if last is None else "SEQ-NO-WRAP"
-                        if pkt.seq < (last & 0xFFFFFFFF if p.seq is SeqWire.ESN else last)
-                        and last > 1 << 31 else "SEQ-STRICTLY-INCREASING")
-                out.append(Finding.of(rule, f"IUT packet {n} on sub-SA {sub_sa} carries "
-                                            f"SN {pkt.seq}, expected {exp.seq}"))
-        self._last_seq[sub_sa] = expected.seq if expected is not None and expected.seq else 0
+                out.append(Finding.of(self._seq_rule(sub_sa, pkt.seq, expected),
+                                      f"IUT packet {n} on sub-SA {sub_sa} carries SN "
+                                      f"{pkt.seq}, expected {exp.seq}"))
+        if pkt.seq is not None:
+            self._last_seq[sub_sa] = pkt.seq
         # the model must open it, as a fresh receiver positioned just before this SN
         opened = self._open_fresh(wire, pkt, expected)
         if isinstance(opened, Dropped):
@@ -142,6 +140,16 @@ class Judge:
             if reuse is not None:
                 out.append(Finding.of("NONCE-UNIQUE-PER-KEY", str(reuse)))
         return out
+
+    def _seq_rule(self, sub_sa: int, seq: int, expected) -> str:
+        """Which sequence-number rule a wrong SN on the wire breaks."""
+        last = self._last_seq.get(sub_sa)
+        if expected.counter == 1 or last is None:
+            return "SEQ-FIRST-ONE" if expected.counter == 1 else "SEQ-STRICTLY-INCREASING"
+        top = (1 << (64 if self.outbound.profile.seq is SeqWire.SEQ64 else 32)) - 1
+        if seq <= last and top - last < 1 << 16:
+            return "SEQ-NO-WRAP"          # it went back to the bottom near the top
+        return "SEQ-STRICTLY-INCREASING"
 
     def _open_fresh(self, wire, pkt, expected):
         """Open with the model as if no other packet had arrived (the sender is judged
