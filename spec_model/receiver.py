@@ -64,6 +64,9 @@ class Dropped(NamedTuple):
 
 Outcome = Delivered | Dropped
 
+# enum members looked up once: attribute access on an Enum class is slow in CPython 3.11
+_REPLAY, _TOO_OLD = Verdict.REPLAY, Verdict.TOO_OLD
+
 
 class Receiver:
     def __init__(self, profile: Profile, keymat: bytes, spi: int) -> None:
@@ -127,11 +130,11 @@ class Receiver:
         window = self.windows.get(sub_sa)
         if self._blank is not None:
             verdict = (window or self._blank).check(counter)
-            if verdict is Verdict.REPLAY:
+            if verdict is _REPLAY:
                 req = "REPLAY-SEQ-ZERO" if counter == 0 else "REPLAY-DUPLICATE-DROP"
                 return Dropped(DropReason.REPLAY, req, f"sequence number {seq} already seen",
                                sub_sa, seq)
-            if verdict is Verdict.TOO_OLD:
+            if verdict is _TOO_OLD:
                 return Dropped(DropReason.TOO_OLD, "REPLAY-TOO-OLD-DROP",
                                f"sequence number {seq} is left of the window "
                                f"(top {self.top(sub_sa)}, W {p.window})", sub_sa, seq)
