@@ -99,13 +99,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from spec_model import named
     from .iut import load_iut
     from .report import load_steps
     from .session import replay
-    doc, steps = load_steps(args.results, args.case, args.profile)
+    doc, profile, steps = load_steps(args.results, args.case, args.profile)
     iut = args.iut or doc["iut"]
-    findings = replay(load_iut(iut), named(args.profile), steps, seed=doc.get("seed", 0),
+    findings = replay(load_iut(iut), profile, steps, seed=doc.get("seed", 0),
                       strict=doc.get("strict", False))
     for verb, kwargs in steps:
         print(f"{verb}({', '.join(f'{k}={v!r}' for k, v in kwargs.items())})")

@@ -154,9 +154,9 @@ class Judge:
     def _open_fresh(self, wire, pkt, expected):
         """Open with the model as if no other packet had arrived (the sender is judged
         on this packet alone; ordering is judged by the SN checks above)."""
-        o = self.outbound
-        fresh = Receiver(o.profile, o.keymat, o.spi)
-        fresh.keying = self.opener.keying
+        fresh = self.opener
+        fresh.windows.clear()
+        fresh.accepted = [0] * len(fresh.accepted)
         if expected is not None and expected.seq:
             fresh.jump(expected.sub_sa, expected.counter - 1)
         return fresh.open(wire)
@@ -266,6 +266,8 @@ class Judge:
         except DecodeError:
             return None
         sub = locate(p, self.inbound.spi, pkt.spi, pkt.session_id, None)[0]
-        return infer_esn(pkt.seq, self.reference.top(sub), p.window)[1]
+        top = self.reference.top(sub)
+        seq, case = infer_esn(pkt.seq, top, p.window)
+        return case if seq >> 32 != top >> 32 else None     # only across a subspace
 
 

@@ -30,6 +30,8 @@ def result_dict(r: CaseResult, iut: str, seed: int) -> dict:
                          "message": f.message} for f in r.findings]}
     if r.steps:
         out["steps"] = [{"step": verb, **kwargs} for verb, kwargs in r.steps]
+        if r.ran_profile is not None and r.ran_profile.name != r.profile:
+            out["ran_profile"] = r.ran_profile.axes()
         out["replay"] = (f"espspec replay RESULTS.json --case {r.case} --profile {r.profile}"
                          f"  # IUT {iut}, seed {seed}")
     return out
@@ -66,11 +68,15 @@ def summary(results: list[CaseResult]) -> str:
     return render(["profile"] + families, rows) + f"\n({legend})"
 
 
-def load_steps(path: str | os.PathLike, case: str, profile: str) -> tuple[dict, list]:
+def load_steps(path: str | os.PathLike, case: str, profile: str):
+    """(results document, the profile the steps ran on, the steps) of one case."""
+    from spec_model import Profile, named
     doc = json.loads(Path(path).read_text())
     for c in doc.get("cases", []):
         if c["case"] == case and c["profile"] == profile:
             steps = [(s["step"], {k: v for k, v in s.items() if k != "step"})
                      for s in c.get("steps", [])]
-            return doc, steps
+            ran = (Profile.from_axes(c["ran_profile"]) if "ran_profile" in c
+                   else named(profile))
+            return doc, ran, steps
     raise KeyError(f"no case {case} for profile {profile} in {path}")

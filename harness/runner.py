@@ -44,6 +44,7 @@ class CaseResult:
     findings: list[Finding] = field(default_factory=list)
     steps: list[tuple[str, dict]] = field(default_factory=list)
     seconds: float = 0.0
+    ran_profile: Profile | None = None   # the profile the failing steps ran on (a variant?)
 
 
 def select_profiles(caps: Capabilities, names: list[str] | None) -> list[Profile]:
@@ -77,7 +78,8 @@ def run_case(case, factory: IutFactory, profile: Profile, caps: Capabilities, *,
         verdict = max((f.verdict for f in failure.findings), key=VERDICT_ORDER.index)
         return CaseResult(**base, verdict=verdict, message=str(failure.findings[0]),
                           findings=failure.findings + sink, steps=failure.steps,
-                          seconds=time.perf_counter() - started)
+                          seconds=time.perf_counter() - started,
+                          ran_profile=failure.profile)
     seconds = time.perf_counter() - started
     verdicts = {f.verdict for f in sink}
     verdict = (Verdict.NON_STRICT if Verdict.NON_STRICT in verdicts

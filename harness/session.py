@@ -52,10 +52,12 @@ def make_payload(profile: Profile, size: int, fill: int = 0xA5, v6: bool = False
 class ConformanceFailure(AssertionError):
     """Raised inside a scenario on the first finding that fails the run."""
 
-    def __init__(self, findings: list[Finding], steps: list[tuple[str, dict]]) -> None:
+    def __init__(self, findings: list[Finding], steps: list[tuple[str, dict]],
+                 profile: Profile | None = None) -> None:
         super().__init__("; ".join(str(f) for f in findings))
         self.findings = findings
         self.steps = steps
+        self.profile = profile      # the profile the failing session ran (may be a variant)
 
 
 @dataclass
@@ -90,7 +92,7 @@ class Session:
         failing = [f for f in findings if f.verdict is Verdict.FAIL
                    or (self.strict and f.verdict is Verdict.NON_STRICT)]
         if failing:
-            raise ConformanceFailure(failing, list(self.steps))
+            raise ConformanceFailure(failing, list(self.steps), self.profile)
         if self.sink is not None:
             self.sink.extend(findings)
 
@@ -130,6 +132,11 @@ class Session:
     def deliver_wire(self, wire: bytes, label: str) -> None:
         result = self._call("unprotect", self.iut.unprotect, wire)
         self.judge_all(self.judge.on_unprotect(wire, result, label))
+
+    def deliver_bytes(self, wire: str, label: str = "hand-built packet") -> None:
+        """Deliver bytes a scenario built itself (hex, so that the step log is JSON)."""
+        self.log("deliver_bytes", wire=wire, label=label)
+        self.deliver_wire(bytes.fromhex(wire), label)
 
     def deliver(self, index: int) -> None:
         self.log("deliver", index=index)
@@ -224,8 +231,8 @@ class Session:
             pass
 
 
-VERBS = {"iut_send", "peer_send", "deliver", "duplicate", "drop", "deliver_changed",
-         "hold_past_window", "jump_iut", "jump_peer"}
+VERBS = {"iut_send", "peer_send", "deliver", "deliver_bytes", "duplicate", "drop",
+         "deliver_changed", "hold_past_window", "jump_iut", "jump_peer"}
 
 
 def replay(factory: IutFactory, profile: Profile, steps: list[tuple[str, dict]],

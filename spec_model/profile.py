@@ -148,6 +148,15 @@ class Profile:
             changes["name"] = f"{self.name}+" if not self.name.endswith("+") else self.name
         return replace(self, **changes)
 
+    @classmethod
+    def from_axes(cls, axes: dict[str, object]) -> "Profile":
+        """The inverse of ``axes``: a profile from plain values (validated)."""
+        enums = {f.name: f.type for f in fields(cls)}
+        kinds = {"framing": Framing, "seq": SeqWire, "subsa": SubSaLocation,
+                 "nonce": NonceScheme, "kdf": Kdf, "mode": Mode}
+        assert set(kinds) <= set(enums)
+        return cls(**{k: kinds[k](v) if k in kinds else v for k, v in axes.items()})
+
     def axes(self) -> dict[str, object]:
         """The profile as plain values, for reports and the README table."""
         out = {}

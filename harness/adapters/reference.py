@@ -59,5 +59,9 @@ class ReferenceIut:
     def counters(self) -> list[int]:
         return list(self.sender.counters)
 
+    def rekey_due(self) -> str | None:
+        """Optional verb: the requirement ID that makes a rekey due now, or None."""
+        return self.sender.rekey_due()
+
     def close(self) -> None:
         self.sender = self.receiver = None
