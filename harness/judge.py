@@ -190,6 +190,14 @@ class Judge:
                 return rule
             except IcvMismatch:
                 pass
+        if p.nonce is NonceScheme.SUBSA_SALT and sub:
+            _, salt0, _ = self.opener.keying.get(0)      # sub-SA 0's salt for every sub-SA?
+            try:
+                cipher.open(self._nonce(salt0, pkt.spi, iv), pkt.ciphertext, pkt.icv,
+                            aad + pkt.exposed)
+                return "NONCE-SUBSA-SEPARATION"
+            except IcvMismatch:
+                pass
         if p.nonce is NonceScheme.SUBSA_KEY and p.n_sub_sas > 1:
             for other in range(min(p.n_sub_sas, 16)):
                 c, s, _ = self.opener.keying.get(other)

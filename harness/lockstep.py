@@ -85,7 +85,7 @@ def _rules(profile: Profile) -> dict[str, object]:
         "drop": in_flight(rule(index=index)(drop)),
         "flip_bits": in_flight(rule(index=index, bit=st.integers(0, 1 << 14))(flip_bits)),
         "forge_seq": in_flight(rule(index=index, delta=st.sampled_from(
-            [1, w - 1, w, w + 1, 1 << 20, 1 << 31]))(forge_seq)),
+            [1, w - 1, w, w + 1, 1 << 20, 1 << 31, 1 << 32]))(forge_seq)),
         "relabel": in_flight(rule(index=index, other=st.integers(1, max(1, n - 1)))(relabel)),
         "hold_past_window": rule(sub_sa=sub_sa, extra=st.sampled_from([-1, 0, 1]))(
             hold_past_window),

@@ -26,3 +26,31 @@ def load_vectors(relpath: str) -> dict:
         pytest.skip(f"{path} is absent: the shared vectors folder is not beside this "
                     f"checkout (set ESPSPEC_SHARED to its location)", allow_module_level=True)
     return json.loads(path.read_text())
+
+
+# --- the mutant kill matrix, printed once at the end (also under pytest-xdist) -------------
+
+_KILL_ROWS: list = []
+
+
+def pytest_runtest_logreport(report):
+    if report.when == "call":
+        for key, value in getattr(report, "user_properties", []):
+            if key == "kill_row":
+                _KILL_ROWS.append(value)
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not _KILL_ROWS:
+        return
+    from harness.tables import render
+    families = ["nonce", "replay", "limits", "wire"]
+    rows = [[name, fam] + [n or "-" for n in (counts[f] for f in families)]
+            for name, fam, counts in sorted(_KILL_ROWS, key=lambda r: (r[1], r[0]))]
+    terminalreporter.write_sep("=", "mutant kill matrix (cases that killed each mutant, "
+                                    "per suite family)")
+    terminalreporter.write_line(render(["mutant", "bug family"] + families, rows))
+    survivors = [r[0] for r in _KILL_ROWS if not any(r[2].values())]
+    terminalreporter.write_line(f"{len(_KILL_ROWS) - len(survivors)} of {len(_KILL_ROWS)} "
+                                f"mutants killed" + (f"; survivors: {survivors}" if survivors
+                                                     else ""))

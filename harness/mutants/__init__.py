@@ -1,0 +1,37 @@
+"""Seeded-bug mutants of the reference IUT: proof that the suites can tell a bug.
+
+Theory of operation: a mutant is the reference IUT (``harness.adapters.reference``, the
+model behind the IUT contract) with exactly one bug seeded into it. Each is a subclass of
+``base.MutantIut`` (itself a ``ReferenceIut``) that points ``sender_class`` or
+``receiver_class`` at a small subclass of ``spec_model.Sender`` / ``Receiver``; those in
+turn override one method or swap one collaborator (keying, codec, body layout, replay
+window) for a subclass that differs in one decision. Nothing else changes: the mutant
+claims the reference's capabilities, so every suite runs against it, and a suite that
+passes the reference but not the mutant has "killed" it.
+
+Names are short kebab-case descriptions of the bug (``window-too-wide``); the IUT is
+``mutant:<name>`` (``--iut mutant:window-too-wide``) and the class sets that as its
+``name``. ``MUTANTS`` maps names to IUT classes (``harness.iut`` resolves ``mutant:NAME``
+through it); ``MUTANT_INFO`` holds one ``MutantInfo`` per mutant: its family (``nonce``,
+``replay``, ``limits``, ``wire``; one module each), the bug in one line, the requirement
+IDs (``spec_model.requirements``) whose checks should catch it, the named profiles on
+which it is observable, and ``needs``, the profile settings that expose it beyond those
+(the limits mutants need profiles with hard or soft limits). A requirement listed there
+is the rule broken, not necessarily the one the judge names when it first notices: a
+missing AAD byte may first show as an ICV failure.
+
+Mutants sometimes break both ends (a wrong AAD built by the sender and expected by the
+receiver), because a real implementation shares that code; each still has one bug.
+``rekey_due()`` is an optional IUT verb (the reference has it; suites look for it with
+``getattr(iut, "rekey_due", None)`` and compare it with the model's ``Sender.rekey_due``).
+``selfcheck.demonstrate(name)`` runs a hand-written scenario that shows each mutant
+differing from the reference.
+"""
+
+from __future__ import annotations
+
+# importing a family module registers its mutants, in this order
+from . import nonce, replay, limits, wire  # noqa: F401, I001
+from .base import FAMILIES, MUTANT_INFO, MUTANTS, MutantInfo, MutantIut
+
+__all__ = ["FAMILIES", "MUTANTS", "MUTANT_INFO", "MutantInfo", "MutantIut"]
