@@ -63,7 +63,7 @@ def _progress(i: int, total: int, label: str, stream=sys.stderr) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from .iut import load_iut
-    from .report import summary, write_json
+    from .report import format_steps, summary, write_json
     from .runner import DEPTHS, failed, plan, run_case, select_profiles
     from suites import FAMILIES
     factory = load_iut(args.iut)
@@ -88,8 +88,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     for r in results:
         if r.verdict.value in ("FAIL", "NON-STRICT"):
             print(f"{r.verdict.value} {r.profile} {r.case}: {r.message}")
-            for verb, kwargs in r.steps:
-                print(f"    {verb}({', '.join(f'{k}={v!r}' for k, v in kwargs.items())})")
+            if r.steps:
+                print(format_steps(r.steps))
     if args.report:
         path = write_json(args.report, results, iut=args.iut, seed=args.seed,
                           strict=args.strict, depth=args.depth,
@@ -100,14 +100,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     from .iut import load_iut
-    from .report import load_steps
+    from .report import format_steps, load_steps
     from .session import replay
     doc, profile, steps = load_steps(args.results, args.case, args.profile)
     iut = args.iut or doc["iut"]
     findings = replay(load_iut(iut), profile, steps, seed=doc.get("seed", 0),
                       strict=doc.get("strict", False))
-    for verb, kwargs in steps:
-        print(f"{verb}({', '.join(f'{k}={v!r}' for k, v in kwargs.items())})")
+    print(format_steps(steps, indent=""))
     failing = [f for f in findings if f.verdict.value == "FAIL"]
     for f in findings:
         print(f)

@@ -41,8 +41,8 @@ class EspspecCase:
         if r.verdict is Verdict.UNSUPPORTED:
             pytest.skip(f"UNSUPPORTED: {r.message}")
         if r.verdict is Verdict.FAIL or (strict and r.verdict is Verdict.NON_STRICT):
-            steps = "\n".join(f"    {verb}({', '.join(f'{k}={v!r}' for k, v in kw.items())})"
-                              for verb, kw in r.steps)
+            from harness.report import format_steps
+            steps = format_steps(r.steps)
             pytest.fail(f"{r.verdict.value} {self.case.id} on {self.profile.name}: "
                         f"{r.message}\n  minimal steps:\n{steps}", pytrace=False)
 

@@ -68,6 +68,18 @@ def summary(results: list[CaseResult]) -> str:
     return render(["profile"] + families, rows) + f"\n({legend})"
 
 
+def format_steps(steps: list[tuple[str, dict]], indent: str = "    ") -> str:
+    """Steps as calls, one a line, runs of identical steps folded into ``x N``."""
+    lines: list[list] = []
+    for verb, kwargs in steps:
+        call = f"{verb}({', '.join(f'{k}={v!r}' for k, v in kwargs.items())})"
+        if lines and lines[-1][0] == call:
+            lines[-1][1] += 1
+        else:
+            lines.append([call, 1])
+    return "\n".join(f"{indent}{call}" + (f"  x {n}" if n > 1 else "") for call, n in lines)
+
+
 def load_steps(path: str | os.PathLike, case: str, profile: str):
     """(results document, the profile the steps ran on, the steps) of one case."""
     from spec_model import Profile, named
