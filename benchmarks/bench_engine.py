@@ -54,7 +54,7 @@ def mutant_kills() -> None:
         caps = factory().capabilities()
         killed = None
         t = time.perf_counter()
-        for pname in info.profiles:
+        for pname in info.profiles or ("esp-subsa-spi", "eesp-v0"):
             for case in suites.CASES.values():
                 COUNT["steps"] = 0
                 inits = {"n": 0}
@@ -69,7 +69,7 @@ def mutant_kills() -> None:
                                  depth=Depth(examples=25, steps=30))
                 finally:
                     session.Session.__post_init__ = real_init
-                if r.verdict is Verdict.FAIL:
+                if r.verdict in (Verdict.FAIL, Verdict.NON_STRICT):
                     killed = (pname, case.id, inits["n"])
                     break
             if killed:
