@@ -252,30 +252,33 @@ class Judge:
         left = {DropReason.TOO_OLD, DropReason.ICV, DropReason.REPLAY}
         return self.inbound.profile.seq is SeqWire.ESN and a in left and b in left
 
+    def _esn_position(self, wire: bytes) -> tuple[int, int] | None:
+        """ESN profiles: (received low word Seql, T of its sub-SA's reference window)."""
+        p = self.inbound.profile
+        if p.seq is not SeqWire.ESN:
+            return None
+        try:
+            pkt = self.reference.codec.decode(wire)
+        except DecodeError:
+            return None
+        sub = locate(p, self.inbound.spi, pkt.spi, pkt.session_id, None)[0]
+        return pkt.seq, self.reference.top(sub)
+
     def _too_old_in_subspace(self, wire: bytes) -> bool:
         """ESN: a low word at least W behind Tl, which Appendix A reads as Th + 1."""
-        p = self.inbound.profile
-        if p.seq is not SeqWire.ESN:
+        pos = self._esn_position(wire)
+        if pos is None:
             return False
-        try:
-            pkt = self.reference.codec.decode(wire)
-        except DecodeError:
-            return False
-        sub = locate(p, self.inbound.spi, pkt.spi, pkt.session_id, None)[0]
-        tl = self.reference.top(sub) & 0xFFFFFFFF
-        return pkt.seq <= tl and tl - pkt.seq >= p.window
+        seql, tl = pos[0], pos[1] & 0xFFFFFFFF
+        return seql <= tl and tl - seql >= self.inbound.profile.window
 
     def _esn_case(self, wire: bytes) -> EsnCase | None:
-        p = self.inbound.profile
-        if p.seq is not SeqWire.ESN:
+        """The Appendix A case of a packet, when its inference crosses a subspace."""
+        pos = self._esn_position(wire)
+        if pos is None:
             return None
-        try:
-            pkt = self.reference.codec.decode(wire)
-        except DecodeError:
-            return None
-        sub = locate(p, self.inbound.spi, pkt.spi, pkt.session_id, None)[0]
-        top = self.reference.top(sub)
-        seq, case = infer_esn(pkt.seq, top, p.window)
-        return case if seq >> 32 != top >> 32 else None     # only across a subspace
+        seql, top = pos
+        seq, case = infer_esn(seql, top, self.inbound.profile.window)
+        return case if seq >> 32 != top >> 32 else None
 
 

@@ -175,6 +175,8 @@ class Session:
         import dataclasses
         if how == "forge-seq" and pkt.seq is not None:
             width = 64 if p.seq.value == "64" else 32
+            if value % (1 << width) == 0:
+                return None                 # the same field value: not a forgery
             return codec.encode(dataclasses.replace(pkt, seq=(pkt.seq + value) % (1 << width)))
         if how == "relabel" and p.n_sub_sas > 1:
             sub = value % p.n_sub_sas

@@ -17,6 +17,7 @@ subsa              where the sub-SA ID lives on the wire
 wire/              header codecs per framing, AAD, and the encrypted body layouts
 limits             counter space, hard limits, the 2^64 cap and rekey thresholds
 replay             the anti-replay window (RFC 6479 bitmap) and ESN inference
+sa                 what both ends of a child SA share (keys, codec, limits)
 sender, receiver   the two ends of a child SA with N sub-SAs
 ledger             (key, nonce) bookkeeping that reports reuse
 =================  ===============================================================

@@ -26,13 +26,11 @@ import enum
 from typing import NamedTuple
 
 from .errors import CryptOffsetBeyondPayload, DecodeError, IcvMismatch
-from .keying import Keying
-from .limits import LimitPolicy
 from .nonce import nonce_builder
 from .profile import Framing, NonceScheme, Profile, SeqWire, SubSaLocation
 from .replay import ReplayWindow, Verdict, infer_esn
-from .subsa import check_base_spi, locate, owns_spi
-from .wire import LAYOUTS, codec_for
+from .sa import SaEnd
+from .subsa import locate, owns_spi
 from .wire.payload import NEXT_HEADER_DUMMY, PayloadInfoHeader
 
 
@@ -68,15 +66,9 @@ Outcome = Delivered | Dropped
 _REPLAY, _TOO_OLD = Verdict.REPLAY, Verdict.TOO_OLD
 
 
-class Receiver:
+class Receiver(SaEnd):
     def __init__(self, profile: Profile, keymat: bytes, spi: int) -> None:
-        check_base_spi(profile, spi)
-        self.profile = profile
-        self.base_spi = spi
-        self.keying = Keying(profile, keymat, spi)
-        self.codec = codec_for(profile)
-        self.layout = LAYOUTS[profile.framing]
-        self.policy = LimitPolicy.of(profile)
+        super().__init__(profile, keymat, spi)
         self.windows: dict[int, ReplayWindow] = {}
         self.accepted = [0] * profile.n_sub_sas
         self._blank = ReplayWindow(profile.window) if profile.replay_protected else None

@@ -14,12 +14,11 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from .errors import ConfigError, SubSaOutOfRange
-from .keying import Keying
-from .limits import LimitPolicy, refusal, rekey_due
+from .limits import refusal, rekey_due
 from .nonce import iv_encoder, iv_value, nonce_builder
 from .profile import Framing, Mode, Profile, SeqWire
-from .subsa import check_base_spi, seq_for, session_id_for, spi_for
-from .wire import LAYOUTS, codec_for
+from .sa import SaEnd
+from .subsa import seq_for, session_id_for, spi_for
 from .wire.payload import MAX_PAD, PayloadInfoHeader, Unpadded, next_header_of_ip
 
 
@@ -33,15 +32,9 @@ class Sealed(NamedTuple):
     nonce: bytes
 
 
-class Sender:
+class Sender(SaEnd):
     def __init__(self, profile: Profile, keymat: bytes, spi: int) -> None:
-        check_base_spi(profile, spi)
-        self.profile = profile
-        self.base_spi = spi
-        self.keying = Keying(profile, keymat, spi)
-        self.codec = codec_for(profile)
-        self.layout = LAYOUTS[profile.framing]
-        self.policy = LimitPolicy.of(profile)
+        super().__init__(profile, keymat, spi)
         n = profile.n_sub_sas
         self.counters = [0] * n
         self.packets = [0] * n

@@ -17,13 +17,12 @@ import random
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
+from harness.craft import seal_custom
 from harness.iut import Capabilities
 from harness.judge import Finding
 from harness.session import Session, make_payload
 from spec_model import Framing, Mode, Profile, Sender
 from spec_model.errors import DecodeError, ProfileError
-from spec_model.nonce import build_nonce, explicit_iv, iv_value
-from spec_model.subsa import seq_for, seq_on_wire, session_id_for, spi_for
 from spec_model.wire.payload import ESP_PAD, NEXT_HEADER_DUMMY, ZEROS, next_header_of_ip
 
 from . import CaseContext, case
@@ -109,30 +108,6 @@ def peer_seal(s: Session, sub_sa: int, payload: bytes, next_header: int | None, 
     return sealed
 
 
-def seal_custom(sender: Sender, sub_sa: int, body: bytes | Callable[[int], bytes], *,
-                next_header: int = 0, counter: int | None = None, crypt_offset: int = 0,
-                advance: bool = True) -> bytes:
-    """A packet on ``sub_sa`` with the caller's body (trailer, PIH, padding included) under
-    the sender's keys, with the right header, nonce, AAD and ICV. ``body`` may be a
-    function of the header length (for alignment). ``counter`` defaults to the sender's
-    next one (any value, 0 included); with ``advance`` the sender's counter moves past it."""
-    p = sender.profile
-    if counter is None:
-        counter = sender.counters[sub_sa] + 1
-    seq = seq_for(p, sub_sa, counter) if p.replay_protected else None
-    iv = iv_value(p, sub_sa, seq, counter)
-    cipher, salt, _ = sender.keying.get(sub_sa)
-    spi = spi_for(p, sender.base_spi, sub_sa)
-    header = sender.codec.header(spi, session_id_for(p, sub_sa), seq_on_wire(p, seq),
-                                 explicit_iv(p, iv), crypt_offset, next_header)
-    if callable(body):
-        body = body(len(header))
-    clear = 4 * crypt_offset
-    ct, icv = cipher.seal(build_nonce(p, salt, spi, iv), body[clear:],
-                          sender.codec.aad(header, seq) + body[:clear])
-    if advance and sender.counters[sub_sa] < counter <= sender.policy.counter_max:
-        sender.set_counter(sub_sa, counter)
-    return header + body[:clear] + ct + icv
 
 
 def padded_body(profile: Profile, header_len: int, payload: bytes, next_header: int, *,

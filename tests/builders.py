@@ -11,8 +11,7 @@ import struct
 
 from spec_model import Kdf, Mode, Profile, Sender
 from spec_model.kdf import ROOT_KEY_LEN
-from spec_model.nonce import build_nonce, explicit_iv, iv_value
-from spec_model.subsa import seq_for, seq_on_wire, session_id_for, spi_for
+from harness.craft import seal_custom
 
 SPI = 0x0000_1000
 
@@ -42,18 +41,6 @@ def payload_for(profile: Profile, body: bytes = b"", v6: bool = False) -> tuple[
 
 def seal_raw_body(sender: Sender, sub_sa: int, body: bytes, next_header: int = 17,
                   crypt_offset: int = 0) -> bytes:
-    """Encrypt an arbitrary body (trailer, PIH, padding of the caller's choice) as the
-    sender's next packet on a sub-SA, with correct headers, AAD and ICV."""
-    p = sender.profile
-    counter = sender.counters[sub_sa] + 1
-    seq = seq_for(p, sub_sa, counter) if p.replay_protected else None
-    iv = iv_value(p, sub_sa, seq, counter)
-    cipher, salt, _ = sender.keying.get(sub_sa)
-    spi = spi_for(p, sender.base_spi, sub_sa)
-    header = sender.codec.header(spi, session_id_for(p, sub_sa), seq_on_wire(p, seq),
-                                 explicit_iv(p, iv), crypt_offset, next_header)
-    clear = 4 * crypt_offset
-    ct, icv = cipher.seal(build_nonce(p, salt, spi, iv), body[clear:],
-                          sender.codec.aad(header, seq) + body[:clear])
-    sender.counters[sub_sa] = counter
-    return header + body[:clear] + ct + icv
+    """The sender's next packet on a sub-SA with an arbitrary body (harness.craft)."""
+    return seal_custom(sender, sub_sa, body, next_header=next_header,
+                       crypt_offset=crypt_offset)
