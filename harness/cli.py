@@ -161,6 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
     rp.set_defaults(func=cmd_replay)
     mu = sub.add_parser("mutants", help="list the seeded-bug mutants")
     mu.set_defaults(func=cmd_mutants)
+    from .pcapcheck.cli import add_subcommands
+    add_subcommands(sub)
     return ap
 
 

@@ -30,7 +30,9 @@ def result_dict(r: CaseResult, iut: str, seed: int) -> dict:
                          "message": f.message} for f in r.findings]}
     if r.steps:
         out["steps"] = [{"step": verb, **kwargs} for verb, kwargs in r.steps]
-        if r.ran_profile is not None and r.ran_profile.name != r.profile:
+        from spec_model import NAMED
+        if r.ran_profile is not None and (r.ran_profile.name != r.profile
+                                          or r.profile not in NAMED):
             out["ran_profile"] = r.ran_profile.axes()
         out["replay"] = (f"espspec replay RESULTS.json --case {r.case} --profile {r.profile}"
                          f"  # IUT {iut}, seed {seed}")

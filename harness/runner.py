@@ -48,11 +48,19 @@ class CaseResult:
 
 
 def select_profiles(caps: Capabilities, names: list[str] | None) -> list[Profile]:
-    """The named profiles asked for, or every named profile the IUT supports."""
-    if names:
-        from spec_model import named
-        return [named(n) for n in names]
-    return [p for p in NAMED.values() if caps.unsupported(p) is None]
+    """The named profiles asked for, or every named profile the IUT supports. The name
+    ``pairwise`` stands for the pairwise-covering set (harness.pairwise) the IUT supports."""
+    if not names:
+        return [p for p in NAMED.values() if caps.unsupported(p) is None]
+    from spec_model import named
+    out = []
+    for n in names:
+        if n == "pairwise":
+            from .pairwise import pairwise_profiles
+            out += [p for p in pairwise_profiles() if caps.unsupported(p) is None]
+        else:
+            out.append(named(n))
+    return out
 
 
 def plan(families: list[str]):

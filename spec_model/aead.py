@@ -65,6 +65,12 @@ class AeadCipher:
         self._icv_len = aead.icv_len
         self._full = AESGCM(key) if aead.family == "aes-gcm" else ChaCha20Poly1305(key)
 
+    @property
+    def joined(self):
+        """For 16-byte ICVs: the ``cryptography`` AEAD object itself, whose ``decrypt``
+        takes ciphertext || ICV (a fast path for bulk checkers); None otherwise."""
+        return self._full if self._icv_len == 16 else None
+
     def seal(self, nonce: bytes, plaintext: bytes, aad: bytes) -> tuple[bytes, bytes]:
         """Encrypt; return (ciphertext, ICV)."""
         out = self._full.encrypt(nonce, plaintext, aad)
