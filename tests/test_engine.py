@@ -184,3 +184,12 @@ def test_depths_are_deterministic_budgets():
     a = _run("scapy", "esp", "replay/lockstep", seed=5)
     b = _run("scapy", "esp", "replay/lockstep", seed=5)
     assert a.steps == b.steps and a.message == b.message
+
+
+def test_cli_mutants_lists_every_mutant(capsys):
+    from harness.mutants import MUTANT_INFO
+    assert cli.main(["mutants"]) == 0
+    out = capsys.readouterr().out
+    assert all(f"mutant:{name}" in out for name in MUTANT_INFO)
+    assert cli.main(["requirements", "-v"]) == 0
+    assert "REPLAY-ADVANCE-AFTER-ICV: The window moves only after" in capsys.readouterr().out
