@@ -71,7 +71,7 @@ class Receiver(SaEnd):
         super().__init__(profile, keymat, spi)
         self.windows: dict[int, ReplayWindow] = {}
         self.accepted = [0] * profile.n_sub_sas
-        self._blank = ReplayWindow(profile.window) if profile.replay_protected else None
+        self._blank = self.new_window() if profile.replay_protected else None
         # the profile's choices, resolved once (enum tests cost more than the AEAD call)
         self._esn = profile.seq is SeqWire.ESN
         self._iiv = profile.nonce is NonceScheme.IMPLICIT_IV
@@ -83,6 +83,10 @@ class Receiver(SaEnd):
         self._limited = (self.policy.packets_per_subsa is not None
                          or self.policy.packets_total is not None)
 
+    def new_window(self) -> ReplayWindow:
+        """A fresh window for a sub-SA (also the blank one new sub-SAs are checked on)."""
+        return ReplayWindow(self.profile.window)
+
     def top(self, sub_sa: int) -> int:
         """Highest authenticated sequence number of a sub-SA (0 before any)."""
         w = self.windows.get(sub_sa)
@@ -92,7 +96,7 @@ class Receiver(SaEnd):
         """Test hook: move a sub-SA's window as if ``top`` had been accepted."""
         window = self.windows.get(sub_sa)
         if window is None:
-            window = self.windows[sub_sa] = ReplayWindow(self.profile.window)
+            window = self.windows[sub_sa] = self.new_window()
         if top > window.top:
             window.accept(top)
 
@@ -145,7 +149,7 @@ class Receiver(SaEnd):
         # -- authenticated: now the window may be created and moved
         if self._blank is not None:
             if window is None:
-                window = self.windows[sub_sa] = ReplayWindow(p.window)
+                window = self.windows[sub_sa] = self.new_window()
             window.accept(counter)
         self.accepted[sub_sa] += 1
         try:

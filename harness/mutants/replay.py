@@ -32,31 +32,8 @@ MULTI_SUBSA = ("esp-subsa-spi", "esp-subsa-salt", "esp-subsa-seq", "eesp-v0",
                "eesp-v0-transport")
 
 
-class _Windows(dict):
-    """``Receiver.windows`` whose ``get`` makes a missing sub-SA's window with ``make``."""
-
-    def __init__(self, make) -> None:
-        super().__init__()
-        self._make = make
-
-    def get(self, sub_sa, default=None):
-        window = super().get(sub_sa)
-        if window is None:
-            window = self[sub_sa] = self._make()
-        return window
-
-
 class WindowedReceiver(Receiver):
-    """A receiver whose windows all come from ``new_window``."""
-
-    def __init__(self, profile, keymat, spi) -> None:
-        super().__init__(profile, keymat, spi)
-        if self._blank is not None:
-            self.windows = _Windows(self.new_window)
-            self._blank = self.new_window()
-
-    def new_window(self) -> ReplayWindow:
-        return ReplayWindow(self.profile.window)
+    """A receiver whose windows come from an overridden ``Receiver.new_window``."""
 
 
 # --- the window moves before the ICV check -----------------------------------------------
@@ -76,7 +53,7 @@ class EagerReceiver(Receiver):
             counter = locate(self.profile, self.base_spi, self.base_spi, 0, out.seq)[1]
             window = self.windows.get(out.sub_sa)
             if window is None:
-                window = self.windows[out.sub_sa] = ReplayWindow(self.profile.window)
+                window = self.windows[out.sub_sa] = self.new_window()
             if window.check(counter) is Verdict.NEW:
                 window.accept(counter)
         return out
