@@ -11,10 +11,10 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from harness import lockstep, session  # noqa: E402
-from harness.iut import load_iut  # noqa: E402
-from harness.runner import Depth, run_case  # noqa: E402
-from harness.judge import Verdict  # noqa: E402
+from harness.engine import lockstep, session  # noqa: E402
+from harness.loader import load_iut  # noqa: E402
+from harness.engine.runner import Depth, run_case  # noqa: E402
+from harness.engine.judge import Verdict  # noqa: E402
 from spec_model import NAMED, named  # noqa: E402
 
 COUNT = {"steps": 0}

@@ -13,7 +13,7 @@ import struct
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from harness.iut import Capabilities, Delivered, DropReason, Dropped, Refused, SaConfig
+from harness.contract import Capabilities, Delivered, DropReason, Dropped, Refused, SaConfig
 
 
 class ToyEsp:

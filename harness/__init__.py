@@ -1,5 +1,19 @@
-"""espspec's outer layer: adapters to implementations, the lockstep driver, the CLI.
+"""espspec's outer layer: everything that does I/O around the sans-IO ``spec_model``.
 
-Everything that does I/O (files, processes, sockets, clocks) lives here, never in
-``spec_model``.
+The architecture, as the packages show it:
+
+* ``contract`` -- the IUT contract: the verbs an implementation answers, its SA
+  configuration and capabilities. Adapters depend on it; it depends on no adapter.
+* ``loader`` -- turns ``--iut NAME`` into an adapter, through entry points for built-in
+  and vendor adapters alike.
+* ``engine/`` -- the lockstep engine: judge, sessions, Hypothesis driver, case runner.
+* ``adapters/`` -- the built-in adapters (``reference``, ``scapy``), plug-ins like any other.
+* ``mutants/`` -- seeded-bug variants of the reference adapter (plug-ins too).
+* ``results/`` -- the results document and its text on the terminal.
+* ``capture/`` -- the pcap/pcapng reader and dissector.
+* ``pcapcheck/`` -- offline certification from captures (``check-pcap``, ``gen-pcap``).
+* ``cli/`` -- the ``espspec`` command; ``pytest_plugin`` -- the suites under pytest;
+  ``fuzz`` -- atheris targets; ``tables`` -- text tables.
+
+Nothing here is imported by ``spec_model``.
 """

@@ -30,9 +30,9 @@ class EspspecCase:
         self.config, self.case, self.profile = config, case, profile
 
     def check(self) -> None:
-        from harness.iut import load_iut
-        from harness.judge import Verdict
-        from harness.runner import DEPTHS, run_case
+        from harness.loader import load_iut
+        from harness.engine.judge import Verdict
+        from harness.engine.runner import DEPTHS, run_case
         opt = self.config.getoption
         factory = load_iut(opt("iut") or "reference")
         strict = bool(opt("strict", False))
@@ -41,7 +41,7 @@ class EspspecCase:
         if r.verdict is Verdict.UNSUPPORTED:
             pytest.skip(f"UNSUPPORTED: {r.message}")
         if r.verdict is Verdict.FAIL or (strict and r.verdict is Verdict.NON_STRICT):
-            from harness.report import format_steps
+            from harness.results.document import format_steps
             steps = format_steps(r.steps)
             pytest.fail(f"{r.verdict.value} {self.case.id} on {self.profile.name}: "
                         f"{r.message}\n  minimal steps:\n{steps}", pytrace=False)
@@ -50,9 +50,9 @@ class EspspecCase:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "espspec_case" not in metafunc.fixturenames:
         return
-    from harness.iut import load_iut
-    from harness.runner import plan, select_profiles
-    from suites import FAMILIES
+    from harness.loader import load_iut
+    from harness.engine.runner import select_profiles
+    from suites import FAMILIES, plan
     opt = metafunc.config.getoption
     factory = load_iut(opt("iut") or "reference")
     profiles = select_profiles(factory().capabilities(),

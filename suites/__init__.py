@@ -7,7 +7,7 @@ decorator fills; importing this package imports every family module. A case gets
 session collected) or lets a ``ConformanceFailure`` escape (FAIL, with the step list).
 ``applies`` says why a case cannot run on a profile or IUT (-> UNSUPPORTED). Directed
 cases build one scenario by hand with a ``Session``; the lockstep cases hand the family's
-rules to Hypothesis (``harness.lockstep``).
+rules to Hypothesis (``harness.engine.lockstep``).
 """
 
 from __future__ import annotations
@@ -15,30 +15,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from harness.iut import Capabilities, IutFactory
-from harness.session import Session
+from harness.contract import Capabilities
+from harness.engine.runner import CaseContext
 from spec_model import Profile
 
 FAMILIES = ("nonce", "replay", "limits", "wire")
 
-
-@dataclass
-class CaseContext:
-    factory: IutFactory
-    profile: Profile
-    caps: Capabilities
-    seed: int = 0
-    strict: bool = False
-    examples: int = 30
-    steps: int = 40
-    sink: list | None = None      # findings that do not fail the case
-
-
-    def session(self, profile: Profile | None = None) -> Session:
-        """A fresh session: the IUT installed anew with the run's keys (optionally with a
-        variant of the profile, e.g. with limits set)."""
-        return Session.open(self.factory, profile or self.profile, seed=self.seed,
-                            strict=self.strict, sink=self.sink)
+__all__ = ["CASES", "FAMILIES", "Case", "CaseContext", "case", "plan"]
 
 
 @dataclass(frozen=True)
@@ -52,6 +35,11 @@ class Case:
 
 
 CASES: dict[str, Case] = {}
+
+
+def plan(families) -> list[Case]:
+    """The cases of the given families, in registration order."""
+    return [c for c in CASES.values() if c.family in families]
 
 
 def always(profile: Profile, caps: Capabilities) -> str | None:

@@ -13,8 +13,8 @@ compared with the model after every packet.
 
 from __future__ import annotations
 
-from harness.iut import Capabilities
-from harness.judge import Finding, Verdict
+from harness.contract import Capabilities
+from harness.engine.judge import Finding, Verdict
 from spec_model import Mode, Profile
 from spec_model.limits import KEY_CAP, LimitPolicy
 

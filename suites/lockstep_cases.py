@@ -1,8 +1,8 @@
-"""One Hypothesis-driven lockstep exploration per family (see harness.lockstep)."""
+"""One Hypothesis-driven lockstep exploration per family (see harness.engine.lockstep)."""
 
 from __future__ import annotations
 
-from harness import lockstep
+from harness.engine import lockstep
 
 from . import CaseContext, case
 

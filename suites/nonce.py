@@ -22,8 +22,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from harness.judge import Finding
-from harness.session import Session, make_payload
+from harness.engine.judge import Finding
+from harness.engine.session import Session, make_payload
 from spec_model import Delivered, Framing, Profile, Receiver, SeqWire
 from spec_model.errors import DecodeError
 from spec_model.limits import LimitPolicy

@@ -16,9 +16,9 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Iterator
 
-from harness.iut import Capabilities
-from harness.judge import Finding
-from harness.session import ConformanceFailure, Session
+from harness.contract import Capabilities
+from harness.engine.judge import Finding
+from harness.engine.session import ConformanceFailure, Session
 from spec_model import Profile, Sender, SeqWire, SubSaLocation
 
 from . import CaseContext, case

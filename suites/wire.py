@@ -17,10 +17,10 @@ import random
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
-from harness.craft import seal_custom
-from harness.iut import Capabilities
-from harness.judge import Finding
-from harness.session import Session, make_payload
+from harness.engine.craft import seal_custom
+from harness.contract import Capabilities
+from harness.engine.judge import Finding
+from harness.engine.session import Session, make_payload
 from spec_model import Framing, Mode, Profile, Sender
 from spec_model.errors import DecodeError, ProfileError
 from spec_model.wire.payload import ESP_PAD, NEXT_HEADER_DUMMY, ZEROS, next_header_of_ip

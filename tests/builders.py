@@ -11,7 +11,7 @@ import struct
 
 from spec_model import Kdf, Mode, Profile, Sender
 from spec_model.kdf import ROOT_KEY_LEN
-from harness.craft import seal_custom
+from harness.engine.craft import seal_custom
 
 SPI = 0x0000_1000
 
@@ -41,6 +41,6 @@ def payload_for(profile: Profile, body: bytes = b"", v6: bool = False) -> tuple[
 
 def seal_raw_body(sender: Sender, sub_sa: int, body: bytes, next_header: int = 17,
                   crypt_offset: int = 0) -> bytes:
-    """The sender's next packet on a sub-SA with an arbitrary body (harness.craft)."""
+    """The sender's next packet on a sub-SA with an arbitrary body (harness.engine.craft)."""
     return seal_custom(sender, sub_sa, body, next_header=next_header,
                        crypt_offset=crypt_offset)

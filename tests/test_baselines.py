@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.iut import load_iut
-from harness.runner import DEPTHS, run_case
+from harness.loader import load_iut
+from harness.engine.runner import DEPTHS, run_case
 from spec_model import named
 from suites import CASES
 

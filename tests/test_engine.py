@@ -7,11 +7,12 @@ import json
 import pytest
 
 from harness import cli
-from harness.iut import Capabilities, IutError, load_iut
-from harness.judge import Verdict
-from harness.report import load_steps
-from harness.runner import DEPTHS, Depth, run_case
-from harness.session import ConformanceFailure, Session, replay
+from harness.contract import Capabilities, IutError
+from harness.loader import load_iut
+from harness.engine.judge import Verdict
+from harness.results.document import load_steps
+from harness.engine.runner import DEPTHS, Depth, run_case
+from harness.engine.session import ConformanceFailure, Session, replay
 from spec_model import NAMED, named
 from suites import CASES
 

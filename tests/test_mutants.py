@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import pytest
 
-from harness.iut import load_iut
-from harness.judge import Verdict
+from harness.loader import load_iut
+from harness.engine.judge import Verdict
 from harness.mutants import MUTANT_INFO
 from harness.mutants.selfcheck import demonstrate
-from harness.runner import Depth, run_case
+from harness.engine.runner import Depth, run_case
 from spec_model import named
 from suites import CASES, FAMILIES
 

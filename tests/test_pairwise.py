@@ -8,10 +8,10 @@ import json
 import pytest
 
 from harness import cli
-from harness.iut import load_iut
-from harness.judge import Verdict
-from harness.pairwise import AXES, coverable_pairs, pairs_of, pairwise_profiles
-from harness.runner import Depth, run_case
+from harness.loader import load_iut
+from harness.engine.judge import Verdict
+from harness.engine.pairwise import AXES, coverable_pairs, pairs_of, pairwise_profiles
+from harness.engine.runner import Depth, run_case
 from suites import CASES
 
 PROFILES = pairwise_profiles()

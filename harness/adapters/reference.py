@@ -13,7 +13,7 @@ from spec_model import Framing, Mode, NonceScheme, Receiver, Sender, SeqWire, Su
 from spec_model.aead import AEADS
 from spec_model.errors import SendRefused
 
-from ..iut import Capabilities, Delivered, Dropped, Refused, SaConfig
+from ..contract import Capabilities, Delivered, Dropped, Refused, SaConfig
 
 ALL = Capabilities(
     framings=frozenset(f.value for f in Framing),

@@ -16,7 +16,7 @@ import logging
 
 from spec_model import DropReason, Mode, SeqWire
 
-from ..iut import Capabilities, Delivered, Dropped, Refused, SaConfig
+from ..contract import Capabilities, Delivered, Dropped, Refused, SaConfig
 
 logging.getLogger("scapy.runtime").setLevel(logging.ERROR)
 

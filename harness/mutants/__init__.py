@@ -11,8 +11,8 @@ passes the reference but not the mutant has "killed" it.
 
 Names are short kebab-case descriptions of the bug (``window-too-wide``); the IUT is
 ``mutant:<name>`` (``--iut mutant:window-too-wide``) and the class sets that as its
-``name``. ``MUTANTS`` maps names to IUT classes (``harness.iut`` resolves ``mutant:NAME``
-through it); ``MUTANT_INFO`` holds one ``MutantInfo`` per mutant: its family (``nonce``,
+``name``. ``MUTANTS`` maps names to IUT classes (``harness.loader`` resolves ``mutant:NAME``
+through the ``espspec.iut_family`` entry point ``mutant``, which is ``factory``); ``MUTANT_INFO`` holds one ``MutantInfo`` per mutant: its family (``nonce``,
 ``replay``, ``limits``, ``wire``; one module each), the bug in one line, the requirement
 IDs (``spec_model.requirements``) whose checks should catch it, the named profiles on
 which it is observable, and ``needs``, the profile settings that expose it beyond those
@@ -34,4 +34,12 @@ from __future__ import annotations
 from . import nonce, replay, limits, wire  # noqa: F401, I001
 from .base import FAMILIES, MUTANT_INFO, MUTANTS, MutantInfo, MutantIut
 
-__all__ = ["FAMILIES", "MUTANTS", "MUTANT_INFO", "MutantInfo", "MutantIut"]
+__all__ = ["FAMILIES", "MUTANTS", "MUTANT_INFO", "MutantInfo", "MutantIut", "factory"]
+
+
+def factory(name: str) -> type[MutantIut]:
+    """The IUT class of mutant ``name`` (the ``espspec.iut_family`` entry point)."""
+    from ..contract import IutError
+    if name not in MUTANTS:
+        raise IutError(f"unknown mutant {name!r}; known: {', '.join(sorted(MUTANTS))}")
+    return MUTANTS[name]

@@ -31,7 +31,7 @@ from spec_model.wire import codec_for
 from spec_model.wire.payload import EspTrailer, Optimized, PayloadInfoHeader
 
 from ..adapters.reference import ReferenceIut
-from ..iut import Refused, SaConfig
+from ..contract import Refused, SaConfig
 from . import MUTANT_INFO, MUTANTS
 from .base import Pieces
 

@@ -4,7 +4,7 @@ Theory of operation: ``generate_capture(GenConfig)`` builds K child SAs of one p
 ``0x00010000 * (i + 1)``, deterministic key material from the seed), protects N inner
 packets round robin over SAs and sub-SAs (packet j goes to SA j mod K, sub-SA (j div K)
 mod N) with ``spec_model.Sender`` -- or with an implementation's ``protect`` verb
-(``iut``: ``mutant:NAME``, ``scapy``, ``module:factory``, through ``harness.iut.load_iut``)
+(``iut``: ``mutant:NAME``, ``scapy``, ``module:factory``, through ``harness.contract.load_iut``)
 -- and writes a classic Ethernet pcap with struct-built records: ESP as IP protocol 50 (or
 in UDP 4500 with ``udp``), EESP in UDP on ``eesp_port`` (4545 by default; EESP has no
 IANA port or protocol number yet), PSP in UDP to port 1000. Inner packets are IPv4/UDP
@@ -238,7 +238,8 @@ class _Iut:
     """An implementation as the packet source (and/or sink): one instance per SA."""
 
     def __init__(self, spec: str, sas: list[SaKey]) -> None:
-        from ..iut import SaConfig, load_iut   # noqa: PLC0415
+        from ..contract import SaConfig
+        from ..loader import load_iut   # noqa: PLC0415
         factory = load_iut(spec)
         self.iuts = []
         for sa in sas:

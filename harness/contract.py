@@ -14,23 +14,20 @@ daemon, a capture) behind ``Iut``:
   IUT knows them) or ``Dropped`` (reason when the IUT can tell, else ``None``).
 * optional ``set_counter(sub_sa, value)`` and ``counters()``; ``close()`` always.
 
-Adapters are found by ``--iut module:factory`` or by name in the ``espspec.iut``
-entry-point group (built in: ``reference``, ``scapy``, ``mutant:NAME``). Nothing here knows
-any particular implementation.
+Adapters plug in through ``harness.loader``; nothing here knows any particular
+implementation.
 """
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
 from typing import Callable, NamedTuple, Protocol, runtime_checkable
 
 from spec_model import Delivered, DropReason, Dropped, Profile
 from spec_model.errors import EspSpecError
 
 __all__ = ["Capabilities", "Delivered", "DropReason", "Dropped", "Iut", "IutError",
-           "Refused", "SaConfig", "load_iut"]
+           "IutFactory", "Refused", "SaConfig"]
 
 
 class IutError(EspSpecError):
@@ -102,38 +99,3 @@ class Iut(Protocol):
 
 
 IutFactory = Callable[[], Iut]
-
-
-def _builtin(name: str) -> IutFactory | None:
-    if name == "reference":
-        from .adapters.reference import ReferenceIut
-        return ReferenceIut
-    if name == "scapy":
-        from .adapters.scapy_iut import ScapyIut
-        return ScapyIut
-    if name.startswith("mutant:"):
-        from .mutants import MUTANTS
-        mutant = name.split(":", 1)[1]
-        if mutant not in MUTANTS:
-            raise IutError(f"unknown mutant {mutant!r}; known: {', '.join(sorted(MUTANTS))}")
-        return MUTANTS[mutant]
-    return None
-
-
-def load_iut(spec: str) -> IutFactory:
-    """A factory for ``NAME`` (built in, or an ``espspec.iut`` entry point) or
-    ``module:factory``."""
-    builtin = _builtin(spec)
-    if builtin is not None:
-        return builtin
-    for ep in entry_points(group="espspec.iut"):
-        if ep.name == spec:
-            return ep.load()
-    if ":" in spec:
-        module, _, attr = spec.partition(":")
-        try:
-            return getattr(importlib.import_module(module), attr)
-        except (ImportError, AttributeError) as e:
-            raise IutError(f"cannot load IUT {spec!r}: {e}") from None
-    raise IutError(f"unknown IUT {spec!r}: use reference, scapy, mutant:NAME, an "
-                   f"espspec.iut entry point or module:factory")

@@ -21,7 +21,7 @@ from hypothesis.stateful import RuleBasedStateMachine, precondition, rule, run_s
 
 from spec_model import Profile, SeqWire
 
-from .iut import IutFactory
+from ..contract import IutFactory
 from .session import ConformanceFailure, Session
 
 MTU = 1400

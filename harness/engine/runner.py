@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 
 from spec_model import NAMED, Profile
 
-from .iut import Capabilities, IutFactory
+from ..contract import Capabilities, IutFactory
 from .judge import Finding, Verdict
-from .session import ConformanceFailure
+from .session import ConformanceFailure, Session
 
 VERDICT_ORDER = [Verdict.PASS, Verdict.INFO, Verdict.UNSUPPORTED, Verdict.NON_STRICT,
                  Verdict.FAIL]
@@ -47,9 +47,27 @@ class CaseResult:
     ran_profile: Profile | None = None   # the profile the failing steps ran on (a variant?)
 
 
+@dataclass
+class CaseContext:
+    factory: IutFactory
+    profile: Profile
+    caps: Capabilities
+    seed: int = 0
+    strict: bool = False
+    examples: int = 30
+    steps: int = 40
+    sink: list | None = None      # findings that do not fail the case
+
+    def session(self, profile: Profile | None = None) -> Session:
+        """A fresh session: the IUT installed anew with the run's keys (optionally with a
+        variant of the profile, e.g. with limits set)."""
+        return Session.open(self.factory, profile or self.profile, seed=self.seed,
+                            strict=self.strict, sink=self.sink)
+
+
 def select_profiles(caps: Capabilities, names: list[str] | None) -> list[Profile]:
     """The named profiles asked for, or every named profile the IUT supports. The name
-    ``pairwise`` stands for the pairwise-covering set (harness.pairwise) the IUT supports."""
+    ``pairwise`` stands for the pairwise-covering set (harness.engine.pairwise) the IUT supports."""
     if not names:
         return [p for p in NAMED.values() if caps.unsupported(p) is None]
     from spec_model import named
@@ -63,14 +81,8 @@ def select_profiles(caps: Capabilities, names: list[str] | None) -> list[Profile
     return out
 
 
-def plan(families: list[str]):
-    import suites
-    return [c for c in suites.CASES.values() if c.family in families]
-
-
 def run_case(case, factory: IutFactory, profile: Profile, caps: Capabilities, *,
              seed: int, strict: bool, depth: Depth) -> CaseResult:
-    from suites import CaseContext
     base = dict(case=case.id, family=case.family, profile=profile.name,
                 requirements=case.requirements)
     why = caps.unsupported(profile) or case.applies(profile, caps)

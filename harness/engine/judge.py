@@ -26,7 +26,7 @@ from spec_model.nonce import nonce_builder
 from spec_model.replay import EsnCase, infer_esn
 from spec_model.subsa import locate
 
-from .iut import Capabilities, Refused, SaConfig
+from ..contract import Capabilities, Refused, SaConfig
 
 
 class Verdict(enum.Enum):

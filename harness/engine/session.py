@@ -20,7 +20,7 @@ from spec_model.errors import DecodeError, SendRefused
 from spec_model.kdf import ROOT_KEY_LEN
 from spec_model.profile import SubSaLocation
 
-from .iut import Iut, IutFactory, Refused, SaConfig
+from ..contract import Iut, IutFactory, Refused, SaConfig
 from .judge import Finding, Verdict
 
 SPI_OUT = 0x0000_1000

@@ -1,10 +1,9 @@
-"""Results on disk and on the terminal: the results JSON, the summary table, replay.
+"""The results document: one run as ``results.json``, written and read back.
 
 Theory of operation: ``write_json`` stores one run (IUT, profiles, seed, settings, and per
 case the requirement IDs, verdict, findings and minimal failing steps with a command that
-replays them) as ``results.json`` in the report folder; ``summary`` renders the
-profile x family table of verdict counts; ``load_steps`` reads one case's steps back for
-``espspec replay``. Nothing here judges anything.
+replays them) as ``results.json`` in the report folder; ``load_steps`` reads one case's
+steps back for ``espspec replay``. Nothing here judges anything, and nothing prints.
 """
 
 from __future__ import annotations
@@ -15,9 +14,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from .judge import Verdict
-from .runner import CaseResult
-from .tables import render
+from ..engine.judge import Verdict
+from ..engine.runner import CaseResult
 
 SCHEMA = "espspec-results/1"
 
@@ -53,33 +51,6 @@ def write_json(folder: str | os.PathLike, results: list[CaseResult], *, iut: str
     tmp.write_text(json.dumps(doc, indent=1))
     tmp.replace(path)
     return path
-
-
-def summary(results: list[CaseResult]) -> str:
-    families = sorted({r.family for r in results})
-    profiles = list(dict.fromkeys(r.profile for r in results))
-    rows = []
-    for p in profiles:
-        row = [p]
-        for fam in families:
-            c = Counter(r.verdict for r in results if r.profile == p and r.family == fam)
-            row.append(" ".join(f"{n}{v.value[0] if v is not Verdict.NON_STRICT else 'N'}"
-                                for v, n in sorted(c.items(), key=lambda kv: kv[0].value)) or "-")
-        rows.append(row)
-    legend = "P pass, F fail, N non-strict, U unsupported, I info"
-    return render(["profile"] + families, rows) + f"\n({legend})"
-
-
-def format_steps(steps: list[tuple[str, dict]], indent: str = "    ") -> str:
-    """Steps as calls, one a line, runs of identical steps folded into ``x N``."""
-    lines: list[list] = []
-    for verb, kwargs in steps:
-        call = f"{verb}({', '.join(f'{k}={v!r}' for k, v in kwargs.items())})"
-        if lines and lines[-1][0] == call:
-            lines[-1][1] += 1
-        else:
-            lines.append([call, 1])
-    return "\n".join(f"{indent}{call}" + (f"  x {n}" if n > 1 else "") for call, n in lines)
 
 
 def load_steps(path: str | os.PathLike, case: str, profile: str):

@@ -1,0 +1,72 @@
+"""The ``espspec`` command line.
+
+Theory of operation: argparse front end over the model's tables. Subcommands print to
+stdout and return an exit code: 0 success, 1 a finding (a FAIL), 2 bad usage. No
+traceback reaches the user for bad input: expected errors become one line on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from spec_model import CATALOGUE
+from spec_model.errors import EspSpecError
+
+from .catalogue import cmd_mutants, cmd_profiles, cmd_requirements
+from .errors import UsageError
+from .run import cmd_replay, cmd_run
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="espspec", description="Conformance and fuzzing suite "
+                                 "for IPsec ESP, sub-SAs, EESP and PSP")
+    sub = ap.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("profiles", help="list the named profiles and their axes")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_profiles)
+    r = sub.add_parser("requirements", help="print the requirement catalogue")
+    r.add_argument("--json", action="store_true")
+    r.add_argument("--severity", choices=sorted({q.severity.value for q in CATALOGUE.values()}))
+    r.add_argument("--level", choices=["MUST", "SHOULD", "MAY"])
+    r.add_argument("-v", "--verbose", action="store_true", help="also print each rule's text")
+    r.set_defaults(func=cmd_requirements)
+    run = sub.add_parser("run", help="run the suites against an implementation")
+    run.add_argument("--iut", required=True, help="reference, scapy, mutant:NAME, an "
+                     "espspec.iut entry point, or module:factory")
+    run.add_argument("--profile", help="comma-separated named profiles (default: every "
+                     "profile the IUT supports)")
+    run.add_argument("--suite", help="comma-separated families: nonce,replay,limits,wire")
+    run.add_argument("--strict", action="store_true", help="NON-STRICT counts as failure")
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--depth", choices=["ci", "certify"], default="ci",
+                     help="Hypothesis budget: ci (fast) or certify (deep)")
+    run.add_argument("--report", metavar="DIR", help="write results.json into DIR")
+    run.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    run.set_defaults(func=cmd_run)
+    rp = sub.add_parser("replay", help="replay a failing case's steps from results.json")
+    rp.add_argument("results")
+    rp.add_argument("--case", required=True)
+    rp.add_argument("--profile", required=True)
+    rp.add_argument("--iut", help="another IUT than the one in the results")
+    rp.set_defaults(func=cmd_replay)
+    mu = sub.add_parser("mutants", help="list the seeded-bug mutants")
+    mu.set_defaults(func=cmd_mutants)
+    from ..pcapcheck.cli import add_subcommands
+    add_subcommands(sub)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (EspSpecError, UsageError, KeyError, OSError, ValueError) as e:
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+        print(f"espspec: {msg}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
