@@ -7,7 +7,7 @@ import random
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from spec_model import (NAMED, ConfigError, Delivered, DropReason, Dropped, NonceLedger,
+from spec_model import (NAMED, ConfigError, Delivered, DropReason, NonceLedger,
                         Profile, ProfileError, Receiver, Sender, SeqWire, named)
 from spec_model.errors import CounterExhausted, HardLimitReached, SubSaOutOfRange
 from spec_model.wire import codec_for

@@ -15,7 +15,6 @@ through espspec's own argparse parser (harness.cli.build_parser).
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os

@@ -15,7 +15,8 @@ from spec_model.errors import EspSpecError
 
 from .catalogue import cmd_mutants, cmd_profiles, cmd_requirements
 from .errors import UsageError
-from .run import cmd_replay, cmd_run
+from .replay import cmd_replay
+from .run import cmd_run
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,9 +1,8 @@
-"""``espspec run`` and ``espspec replay``: the suites against an IUT, and one failure again.
+"""``espspec run``: the suites against an IUT.
 
 Theory of operation: ``cmd_run`` selects profiles and cases, runs each through the engine's
 runner, shows progress, prints the summary and the failures, writes the results document
-and returns the exit status; ``cmd_replay`` reads one case's steps from a results document
-and runs them again.
+and returns the exit status.
 """
 
 from __future__ import annotations
@@ -63,21 +62,3 @@ def cmd_run(args: argparse.Namespace) -> int:
                           profiles=[p.name for p in profiles])
         print(f"results: {path}")
     return 1 if failed(results, args.strict) else 0
-
-
-def cmd_replay(args: argparse.Namespace) -> int:
-    from ..loader import load_iut
-    from ..results.document import load_steps
-    from ..results.text import format_steps
-    from ..engine.session import replay
-    doc, profile, steps = load_steps(args.results, args.case, args.profile)
-    iut = args.iut or doc["iut"]
-    findings = replay(load_iut(iut), profile, steps, seed=doc.get("seed", 0),
-                      strict=doc.get("strict", False))
-    print(format_steps(steps, indent=""))
-    failing = [f for f in findings if f.verdict.value == "FAIL"]
-    for f in findings:
-        print(f)
-    print(f"{len(steps)} steps replayed against {iut}: "
-          f"{'reproduced' if failing else 'no failure'}")
-    return 1 if failing else 0

@@ -163,7 +163,7 @@ class Judge:
 
     def diagnose_icv(self, wire: bytes, pkt, expected) -> str:
         """Name the rule an unverifiable IUT packet most likely broke."""
-        p, o = self.outbound.profile, self.outbound
+        p = self.outbound.profile
         codec = self.opener.codec
         sub = expected.sub_sa if expected is not None else 0
         cipher, salt, _ = self.opener.keying.get(sub)

@@ -14,7 +14,6 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from ..engine.judge import Verdict
 from ..engine.runner import CaseResult
 
 SCHEMA = "espspec-results/1"
