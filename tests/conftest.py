@@ -1,4 +1,4 @@
-"""Shared fixtures: where the read-only shared vectors live, Hypothesis settings."""
+"""Shared fixtures: where the published vectors live, Hypothesis settings."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = Path(os.environ.get("ESPSPEC_SHARED", ROOT.parent / "shared"))
-VECTORS = SHARED / "vectors"
+# The published vectors ship with the project (corpora/vectors/README.md says where each
+# file comes from and under which licence); ESPSPEC_VECTORS may point at another copy.
+SHIPPED_VECTORS = ROOT / "corpora" / "vectors"
+VECTORS = Path(os.environ.get("ESPSPEC_VECTORS") or SHIPPED_VECTORS)
 
 settings.register_profile("ci", max_examples=60, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow])
@@ -21,11 +23,16 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 def load_vectors(relpath: str) -> dict:
+    """The parsed JSON vector file VECTORS/relpath.
+
+    A file that is missing, unreadable or not JSON fails the run (an error collecting the
+    module that asked for it): it never turns into a skip."""
     path = VECTORS / relpath
-    if not path.exists():
-        pytest.skip(f"{path} is absent: the shared vectors folder is not beside this "
-                    f"checkout (set ESPSPEC_SHARED to its location)", allow_module_level=True)
-    return json.loads(path.read_text())
+    try:
+        return json.loads(path.read_bytes())
+    except (OSError, ValueError) as exc:
+        pytest.fail(f"cannot load the published vectors {path}: {exc} (they ship in "
+                    f"corpora/vectors/; ESPSPEC_VECTORS overrides the folder)", pytrace=False)
 
 
 # --- the mutant kill matrix, printed once at the end (also under pytest-xdist) -------------

@@ -8,6 +8,9 @@
 
 from __future__ import annotations
 
+import hashlib
+from collections import Counter
+
 import pytest
 
 from spec_model import ConfigError, Delivered, Profile, Receiver, Sender, SeqWire
@@ -16,7 +19,7 @@ from spec_model.errors import IcvMismatch
 from spec_model.nonce import build_nonce
 from spec_model.wire import codec_for
 
-from .conftest import load_vectors
+from .conftest import SHIPPED_VECTORS, VECTORS, load_vectors
 
 MCGREW = load_vectors("esp-gcm-mcgrew.json")["tests"]
 
@@ -87,9 +90,6 @@ def test_mcgrew_packet_opened_by_receiver(tc):
     assert not isinstance(receiver.open(bytes.fromhex(tc["esp"])), Delivered)
 
 
-def test_mcgrew_vectors_present():
-    assert len(MCGREW) == 14
-    assert {tc["esn"] for tc in MCGREW} == {True, False}
 
 
 # --- Wycheproof ----------------------------------------------------------------------------
@@ -132,14 +132,53 @@ def _check_wycheproof(family: str, group: dict, t: dict) -> None:
             pass
 
 
-@pytest.mark.parametrize("group,t", list(_wycheproof("aes_gcm_test.json")))
+WYCHEPROOF_AES_GCM = list(_wycheproof("aes_gcm_test.json"))
+WYCHEPROOF_CHACHA20_POLY1305 = list(_wycheproof("chacha20_poly1305_test.json"))
+
+
+@pytest.mark.parametrize("group,t", WYCHEPROOF_AES_GCM)
 def test_wycheproof_aes_gcm(group, t):
     _check_wycheproof("aes-gcm", group, t)
 
 
-@pytest.mark.parametrize("group,t", list(_wycheproof("chacha20_poly1305_test.json")))
+@pytest.mark.parametrize("group,t", WYCHEPROOF_CHACHA20_POLY1305)
 def test_wycheproof_chacha20_poly1305(group, t):
     _check_wycheproof("chacha20-poly1305", group, t)
+
+
+# --- the vectors in use: pinned, so that none can vanish without failing the run -------------
+
+def _results(params) -> Counter:
+    return Counter(p.values[1]["result"] for p in params)
+
+
+def test_vector_counts_are_pinned():
+    """14 McGrew packets; the Wycheproof vectors in 96-bit-IV groups, by expected result.
+
+    A file that shrank, lost its 96-bit groups, or a filter that drops vectors fails here
+    (an empty parameter list would otherwise be a quiet skip)."""
+    assert len(MCGREW) == 14
+    assert Counter(tc["esn"] for tc in MCGREW) == {True: 9, False: 5}
+    assert len({tc["tcId"] for tc in MCGREW}) == 14
+    assert _results(WYCHEPROOF_AES_GCM) == {"valid": 116, "invalid": 81}
+    assert _results(WYCHEPROOF_CHACHA20_POLY1305) == {"valid": 256, "invalid": 60}
+    for params in (WYCHEPROOF_AES_GCM, WYCHEPROOF_CHACHA20_POLY1305):
+        assert len({p.id for p in params}) == len(params)
+
+
+def _published_sums() -> dict[str, str]:
+    lines = (SHIPPED_VECTORS / "SHA256SUMS").read_text().splitlines()
+    return {name: digest for digest, name in (line.split() for line in lines if line.strip())}
+
+
+def test_vector_files_are_the_published_ones():
+    """The files read (corpora/vectors/, or ESPSPEC_VECTORS) are byte-identical to the
+    published files recorded in corpora/vectors/SHA256SUMS (see corpora/vectors/README.md)."""
+    sums = _published_sums()
+    assert sorted(sums) == ["esp-gcm-mcgrew.json", "wycheproof/aes_gcm_test.json",
+                            "wycheproof/chacha20_poly1305_test.json"]
+    for name, digest in sums.items():
+        assert hashlib.sha256((VECTORS / name).read_bytes()).hexdigest() == digest, name
 
 
 @pytest.mark.parametrize("name", ["aes128gcm8", "aes128gcm12", "aes256gcm8", "aes256gcm12"])
