@@ -137,9 +137,9 @@ def test_cli_run_scapy_fails_and_replays(tmp_path, capsys):
                    "--report", str(tmp_path), "-q"])
     assert rc == 1
     path = tmp_path / "results.json"
-    doc, ran, steps = load_steps(path, "replay/lockstep", "esp")
-    assert ran == named("esp")
-    case = [c for c in doc["cases"] if c["case"] == "replay/lockstep"][0]
+    loaded = load_steps(path, "replay/lockstep", "esp")
+    assert loaded.profile == named("esp") and loaded.steps
+    case = [c for c in loaded.doc["cases"] if c["case"] == "replay/lockstep"][0]
     assert case["verdict"] == "FAIL" and case["steps"] and "espspec replay" in case["replay"]
     assert cli.main(["replay", str(path), "--case", "replay/lockstep", "--profile", "esp"]) == 1
     assert "reproduced" in capsys.readouterr().out

@@ -1,22 +1,45 @@
 """The results document: one run as ``results.json``, written and read back.
 
-Theory of operation: ``write_json`` stores one run (IUT, profiles, seed, settings, and per
+Theory of operation: ``write_json`` stores one run (IUT, profiles, seed, settings, per
 case the requirement IDs, verdict, findings and minimal failing steps with a command that
-replays them) as ``results.json`` in the report folder; ``load_steps`` reads one case's
-steps back for ``espspec replay``. Nothing here judges anything, and nothing prints.
+replays them, the session label they ran under, and the certification record of
+``record.py``) as ``results.json`` in the report folder, schema ``SCHEMA``. It writes a
+temporary file unique to the process beside it and renames it over ``results.json``, so
+a reader sees the old document or the new one, never half of one, and the temporary file
+is removed when anything fails. ``load_steps`` reads one case back for ``espspec
+replay``: the file goes through ``schema.read_document`` (size, JSON, every field and step
+checked) and the case's steps through ``schema.check_steps_fit`` on the profile they ran
+on before anything in it is used. Version-1 documents (no record, no ``complete``, no
+sessions) are read the same way. docs/results.md describes every field. Nothing here
+judges anything, and nothing prints.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import secrets
+import shlex
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
-from ..engine.runner import CaseResult
+from spec_model import Profile
+from spec_model.errors import EspSpecError
 
-SCHEMA = "espspec-results/1"
+from ..engine.runner import CaseResult
+from . import schema
+from .record import RunRecord
+from .text import format_steps  # noqa: F401  (harness.pytest_plugin imports it from here)
+
+SCHEMA = schema.SCHEMA_V2
+READABLE = schema.READABLE
+
+
+class UnknownCase(EspSpecError):
+    """The results document has no entry for the case and profile asked for."""
 
 
 def result_dict(r: CaseResult, iut: str, seed: int) -> dict:
@@ -25,42 +48,114 @@ def result_dict(r: CaseResult, iut: str, seed: int) -> dict:
            "message": r.message, "seconds": round(r.seconds, 3),
            "findings": [{"requirement": f.requirement, "verdict": f.verdict.value,
                          "message": f.message} for f in r.findings]}
+    session = getattr(r, "session", "")
+    if session:
+        out["session"] = session
     if r.steps:
         out["steps"] = [{"step": verb, **kwargs} for verb, kwargs in r.steps]
         from spec_model import NAMED
         if r.ran_profile is not None and (r.ran_profile.name != r.profile
                                           or r.profile not in NAMED):
             out["ran_profile"] = r.ran_profile.axes()
-        out["replay"] = (f"espspec replay RESULTS.json --case {r.case} --profile {r.profile}"
-                         f"  # IUT {iut}, seed {seed}")
+        out["replay"] = (f"espspec replay RESULTS.json --case {shlex.quote(r.case)} "
+                         f"--profile {shlex.quote(r.profile)} --iut {shlex.quote(iut)}"
+                         f"  # seed {seed}")
     return out
 
 
 def write_json(folder: str | os.PathLike, results: list[CaseResult], *, iut: str, seed: int,
-               strict: bool, depth: str, profiles: list[str]) -> Path:
+               strict: bool, depth: str, profiles: list[str], record: RunRecord | None = None,
+               complete: bool = True, incomplete_reason: str | None = None) -> Path:
+    """Write ``FOLDER/results.json`` atomically and return its path.
+
+    ``record``: the run's certification record (``null`` in the file when None); its
+    seed, strict, depth and profiles must be the ones given here (profiles None: these). ``complete`` False: the
+    run stopped before every planned case ran; ``incomplete_reason`` says why (e.g.
+    "interrupted by SIGINT")."""
+    if record is not None:
+        if record.profiles is None:
+            record = dataclasses.replace(record, profiles=tuple(profiles))
+        if (record.seed, record.strict, record.depth, record.profiles) != (
+                seed, strict, depth, tuple(profiles)):
+            raise ValueError("the run record's seed, strict, depth or profiles differ from "
+                             "the ones written beside it")
+    if incomplete_reason is not None and complete:
+        raise ValueError("incomplete_reason given for a complete run")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     counts = Counter(r.verdict.value for r in results)
     doc = {"schema": SCHEMA, "iut": iut, "seed": seed, "strict": strict, "depth": depth,
-           "profiles": profiles, "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-           "summary": dict(counts),
-           "cases": [result_dict(r, iut, seed) for r in results]}
+           "profiles": list(profiles),
+           "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+           "complete": complete}
+    if incomplete_reason is not None:
+        doc["incomplete_reason"] = incomplete_reason
+    doc["record"] = record.to_json() if record is not None else None
+    doc["summary"] = dict(counts)
+    doc["cases"] = [result_dict(r, iut, seed) for r in results]
+    data = json.dumps(doc, indent=1, allow_nan=False).encode()
     path = folder / "results.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(doc, indent=1))
-    tmp.replace(path)
+    return _replace_atomically(path, data)
+
+
+def _replace_atomically(path: Path, data: bytes) -> Path:
+    """Write ``data`` to a new temporary file beside ``path`` (its name has this process's
+    id and a random part), flush it to disk and rename it over ``path``; on any failure
+    the temporary file is removed and the exception goes on."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
     return path
 
 
-def load_steps(path: str | os.PathLike, case: str, profile: str):
-    """(results document, the profile the steps ran on, the steps) of one case."""
-    from spec_model import Profile, named
-    doc = json.loads(Path(path).read_text())
-    for c in doc.get("cases", []):
+@dataclass(frozen=True)
+class LoadedCase:
+    """One case of a results document, checked and ready to replay."""
+    doc: dict                          # the whole (validated) document
+    profile: Profile                   # the profile the steps ran on (a variant?)
+    steps: tuple[tuple[str, dict], ...]
+    session: str                       # the session label the steps ran under, "" if none
+
+    @property
+    def iut(self) -> str:
+        return self.doc["iut"]
+
+    @property
+    def seed(self) -> int:
+        return self.doc["seed"]
+
+    @property
+    def strict(self) -> bool:
+        return self.doc["strict"]
+
+
+def load_steps(path: str | os.PathLike, case: str, profile: str) -> LoadedCase:
+    """The case ``case`` on profile ``profile`` of the results file at ``path``.
+
+    ``OSError`` when the file cannot be read, a ``schema.ResultsFileError`` when it is
+    not a usable results document, ``UnknownCase`` when it has no such entry."""
+    from spec_model import named
+    doc = schema.read_document(path)
+    for c in doc["cases"]:
         if c["case"] == case and c["profile"] == profile:
-            steps = [(s["step"], {k: v for k, v in s.items() if k != "step"})
-                     for s in c.get("steps", [])]
-            ran = (Profile.from_axes(c["ran_profile"]) if "ran_profile" in c
+            steps = schema.validate_steps(c.get("steps", []))
+            ran = (schema.profile_from_axes(c["ran_profile"]) if "ran_profile" in c
                    else named(profile))
-            return doc, ran, steps
-    raise KeyError(f"no case {case} for profile {profile} in {path}")
+            try:
+                schema.check_steps_fit(steps, ran)
+            except schema.BadStep as e:
+                raise schema.BadStep(f"{Path(path).name}: case {case} on {profile}: {e}"
+                                     ) from None
+            return LoadedCase(doc, ran, steps, c.get("session", ""))
+    raise UnknownCase(f"no case {case} for profile {profile} in {path}")
