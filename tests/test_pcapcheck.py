@@ -31,7 +31,9 @@ from harness.capture import DissectConfig, dissect
 from harness.cli import build_parser
 from harness.pcapcheck import (FAULTS, CheckConfig, GenConfig, GenError, KeysError, SaKey,
                                check_capture, generate_capture, load_keys)
-from harness.pcapcheck.checker import DEFAULT_DISSECT, _ETH_IP4, SaCheck, _Context
+from harness.pcapcheck.config import DEFAULT_DISSECT
+from harness.pcapcheck.sacheck import PassContext, SaCheck
+from harness.pcapcheck.senderpass import ETH_IP4_FIELDS
 from harness.pcapcheck.keys import apply_overrides
 from harness.pcapcheck.report import FindingSink
 from spec_model import NAMED, Mode, SeqWire, named
@@ -186,7 +188,7 @@ def _feed_both(capture: str, keys: str):
     out = []
     for fast in (True, False):
         sink = FindingSink(1000)
-        ctx = _Context(capture, sink, CheckConfig())
+        ctx = PassContext(capture, sink, CheckConfig())
         c = SaCheck(sas[0], ctx, None, {})
         for sub in range(c.n):
             c.sub_info(sub)
@@ -243,7 +245,7 @@ def test_fast_frame_path_agrees_with_dissector(edits, cut):
     frame = bytes(frame[:len(frame) - cut])
     if len(frame) < 42:
         return
-    ethertype, vihl, total, frag, proto = _ETH_IP4.unpack_from(frame, 0)
+    ethertype, vihl, total, frag, proto = ETH_IP4_FIELDS.unpack_from(frame, 0)
     if ethertype == 0x0800 and vihl == 0x45 and proto == 50 and not frag & 0x3FFF \
             and total + 14 == len(frame) and total >= 28:
         d = dissect(1, frame, DEFAULT_DISSECT)

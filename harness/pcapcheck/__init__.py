@@ -13,7 +13,17 @@ number and file offset it was found at; problems of the capture files are findin
 module         concept
 =============  ==============================================================
 keys           key files: Wireshark esp_sa tables and espspec JSON -> ``SaKey``
-checker        ``check_capture``: per-SA/sub-SA checks, one pass, ``--jobs``
+config         ``CheckConfig``, ``DEFAULT_DISSECT``, ``EESP_UDP_PORT``
+checker        ``check_capture``: the driver (plan, passes, merge, report)
+jobs           work units that must stay together, the plan per worker, merging
+senderpass     one pass over the sender capture: packets to their ``SaCheck``
+dispatch       framing kinds, SPI position, SPI tables, address matching
+sacheck        ``SaCheck``: per-SA/sub-SA state; wire format, ICV, body, accounting
+fastpath       the ESP hot-path closure (the tests compare it with the full path)
+sequence       sequence numbers: strictly increasing per sub-SA, never wrapping
+nonces         nonce spaces and nonce uniqueness per key across sub-SAs and SAs
+limits         hard and soft limits per sub-SA and summed; the 2^64 cap of a key
+diagnosis      what explains an ICV failure or a misplaced sub-SA ID
 rxjudge        the receiver's delivered packets against the model receiver
 report         ``Finding``, bounded ``FindingSink``, statistics, ``CheckReport``
 pcapwriter     fast classic-pcap writing and outer headers
@@ -22,7 +32,8 @@ cli            the ``check-pcap`` and ``gen-pcap`` subcommands
 =============  ==============================================================
 """
 
-from .checker import DEFAULT_DISSECT, EESP_UDP_PORT, CheckConfig, check_capture
+from .checker import check_capture
+from .config import DEFAULT_DISSECT, EESP_UDP_PORT, CheckConfig
 from .generate import FAULTS, GenConfig, GenError, GenResult, generate_capture
 from .keys import KeyEntryError, KeysError, KeysFileError, SaKey, load_keys
 from .report import CheckReport, Finding, FindingSink, ReceiverSummary, SaStats, SubSaStats

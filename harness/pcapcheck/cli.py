@@ -17,7 +17,8 @@ from spec_model import NAMED, named
 from spec_model.errors import EspSpecError
 
 from ..capture import DissectConfig
-from .checker import EESP_UDP_PORT, CheckConfig, check_capture
+from .checker import check_capture
+from .config import EESP_UDP_PORT, CheckConfig
 from .generate import FAULTS, GenConfig, generate_capture
 from .keys import apply_overrides, load_keys, validate
 

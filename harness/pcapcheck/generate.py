@@ -39,7 +39,7 @@ from spec_model.limits import LimitPolicy
 from spec_model.profile import Framing, SeqWire
 from spec_model.wire.payload import EspTrailer
 
-from .checker import EESP_UDP_PORT
+from .config import EESP_UDP_PORT
 from .keys import SaKey, write_esp_sa, write_espspec_keys
 from .pcapwriter import (LINKTYPE_RAW, LINKTYPE_USER0, FrameBuilder, PcapWriter,
                          ipv4_header)

@@ -131,6 +131,18 @@ class FindingSink:
         return {k: n - kept[k] for k, n in self.counts.items() if n > kept[k]}
 
 
+def report_capture_findings(reader, sink: FindingSink, capture: str) -> None:
+    """The capture reader's findings about a file (``harness.capture.CaptureFinding``)
+    as findings of the check: ERROR when reading had to stop, INFO otherwise."""
+    for f in reader.findings:
+        if f.fatal:
+            sink.error(f.kind, f.packet_number, f.file_offset, f.message, capture)
+        else:
+            sink.info(f.kind, f.packet_number, f.file_offset, None, None, f.message, capture)
+    if reader.findings_dropped:
+        sink.counts["capture-findings-dropped"] += reader.findings_dropped
+
+
 @dataclass
 class SubSaStats:
     sub_sa: int

@@ -10,7 +10,7 @@ as they are; Ethernet and Linux cooked frames are stripped to the IP packet). Th
 streams are merged like a diff with a two-record look-ahead:
 
 * the payload of each sender packet is known when it authenticates (the model's
-  delivery, or ``SaCheck.open_payload`` for a packet the model drops as a replay, as too
+  delivery, or ``open_payload`` for a packet the model drops as a replay, as too
   old, as a dummy or for its padding); when the next receiver record equals it, the
   receiver delivered that packet;
 * model delivers, receiver does not: RECV-ACCEPT-VALID, or REPLAY-WINDOW-SIZE when the
@@ -23,7 +23,8 @@ streams are merged like a diff with a two-record look-ahead:
 
 Matching is by content, so it assumes distinct inner packets (as ``gen-pcap`` writes
 them; real traffic nearly always differs in IP ID, ports or TCP sequence numbers). Memory
-is the model's windows and the look-ahead: nothing per packet is kept.
+is the model's windows and the look-ahead: nothing per packet is kept. The sender's own
+rules are not judged here (``senderpass`` and ``sacheck`` do that, in their own pass).
 """
 
 from __future__ import annotations
@@ -31,11 +32,18 @@ from __future__ import annotations
 from collections import deque
 
 from spec_model import Delivered, Receiver
+from spec_model.errors import DecodeError, IcvMismatch
+from spec_model.profile import Framing, SubSaLocation
+from spec_model.replay import infer_esn
+from spec_model.subsa import locate
 
 from ..capture import PAYLOAD_CUT, CaptureReader, iter_dissected
-from .checker import _SPI_AT, _U32, SaCheck, _by_address, _addr_bytes, _capture_findings, \
-    _Context, _KIND
-from .report import FindingSink, ReceiverSummary
+from .dispatch import SPI_FIELD, SPI_OFFSET, by_address, spi_tables
+from .report import FindingSink, ReceiverSummary, report_capture_findings
+from .sacheck import PassContext, SaCheck
+from .sequence import NEAREST_WINDOW
+
+__all__ = ["inner_of", "judge_receiver", "open_payload"]
 
 _RAW = frozenset({101, 228, 229}) | frozenset(range(147, 163))
 _LINK_HEADER = {113: 16, 276: 20}
@@ -78,18 +86,11 @@ def judge_receiver(args) -> tuple[tuple, ReceiverSummary]:
     path, rx_path, sas, dissect, config = args
     sink = FindingSink(config.max_per_requirement)
     quiet = FindingSink(0)
-    ctx = _Context(path, quiet, config)
+    ctx = PassContext(path, quiet, config)
     summary = ReceiverSummary(capture=str(rx_path))
     models = [Receiver(sa.profile, sa.keymat, sa.spi) for sa in sas]
     openers = [SaCheck(sa, ctx, None, {}) for sa in sas]
-    tables: dict[str, dict] = {"esp": {}, "eesp": {}, "psp": {}}
-    for i, sa in enumerate(sas):
-        for spi in sa.spis():
-            tables[_KIND[sa.profile.framing]].setdefault(spi, []).append(i)
-    for table in tables.values():
-        for spi, idx in list(table.items()):
-            table[spi] = idx[0] if len(idx) == 1 else \
-                [(_addr_bytes(sas[i].src), _addr_bytes(sas[i].dst), i) for i in idx]
+    tables = spi_tables((sa, i) for i, sa in enumerate(sas))
     rx_reader = CaptureReader(rx_path)
     stream = _records(rx_reader, sink)
     ahead: deque = deque()
@@ -128,13 +129,13 @@ def judge_receiver(args) -> tuple[tuple, ReceiverSummary]:
             if kind == "other" or d[9] & PAYLOAD_CUT:
                 continue
             data, off, ln = rec[7], d[5], d[6]
-            at = off + _SPI_AT[kind]
+            at = off + SPI_OFFSET[kind]
             if at + 4 > off + ln:
                 continue
-            spi = _U32.unpack_from(data, at)[0]
+            spi = SPI_FIELD.unpack_from(data, at)[0]
             i = tables[kind].get(spi)
             if i.__class__ is list:
-                i = _by_address(i, d[2], d[3])
+                i = by_address(i, d[2], d[3])
             pkt = data[off:off + ln]
             n, foff = rec[0], rec[1]
             if i is None:
@@ -148,7 +149,7 @@ def judge_receiver(args) -> tuple[tuple, ReceiverSummary]:
                 payload = out.payload
                 summary.model_delivered += 1
             else:
-                payload = openers[i].open_payload(pkt, model.top)
+                payload = open_payload(openers[i], pkt, model.top)
                 summary.model_dropped += 1
                 drops[out.reason.value] = drops.get(out.reason.value, 0) + 1
             if payload is None:
@@ -202,5 +203,53 @@ def judge_receiver(args) -> tuple[tuple, ReceiverSummary]:
     finally:
         ctx.close()
     summary.drops_by_reason = drops
-    _capture_findings(rx_reader, sink, "receiver")
+    report_capture_findings(rx_reader, sink, "receiver")
     return sink.state(), summary
+
+
+def open_payload(check: SaCheck, pkt: bytes, top_of) -> bytes | None:
+    """The inner payload of an authentic packet of ``check``'s SA, whatever a replay
+    window would say (``top_of(sub)`` gives the highest counter for ESN inference).
+    Wrong padding is stripped leniently: a receiver that skips the padding check delivers
+    exactly this. None when the packet does not authenticate or cannot be decoded."""
+    try:
+        d = check.codec.decode(pkt)
+    except DecodeError:
+        return None
+    seq = d.seq
+    if check.loc is SubSaLocation.SEQ:
+        sub = locate(check.profile, check.base, d.spi, d.session_id, seq)[0]
+    else:
+        sub = locate(check.profile, check.base, d.spi, d.session_id, None)[0]
+        if check.esn:
+            seq = infer_esn(seq, top_of(sub), NEAREST_WINDOW)[0]
+    if not 0 <= sub < check.n:
+        return None
+    iv = seq if check.iiv else int.from_bytes(d.iv, "big")
+    cipher, salt = check.sub_info(sub)[:2]
+    header = pkt[:check.codec.header_len_of(pkt)]
+    try:
+        pt = cipher.open(check.nb(salt, d.spi, iv), d.ciphertext, d.icv,
+                         check.codec.aad(header, seq) + d.exposed)
+    except IcvMismatch:
+        return None
+    body = d.exposed + pt if d.exposed else pt
+    try:
+        return check.layout.unpack(body, d.next_header if check.psp else None).payload
+    except DecodeError:
+        return _lenient_payload(check.profile.framing, body)
+
+
+def _lenient_payload(framing: Framing, body: bytes) -> bytes | None:
+    """The payload a receiver that ignores the padding content would deliver."""
+    n = len(body)
+    if framing is Framing.ESP and n >= 2 and body[-2] <= n - 2:
+        return body[:n - 2 - body[-2]]
+    if framing is Framing.EESP_FULL and n >= 4 and body[3] <= n - 4:
+        return body[4:n - body[3]]
+    if framing is Framing.EESP_OPTIMIZED and n >= 20:
+        v = body[0] >> 4
+        length = int.from_bytes(body[2:4], "big") if v == 4 else \
+            40 + int.from_bytes(body[4:6], "big") if v == 6 and n >= 40 else 0
+        return body[:length] if 20 <= length <= n else None
+    return None
