@@ -32,6 +32,7 @@ from harness.cli import build_parser
 from harness.pcapcheck import (FAULTS, CheckConfig, GenConfig, GenError, KeysError, SaKey,
                                check_capture, generate_capture, load_keys)
 from harness.pcapcheck.config import DEFAULT_DISSECT
+from harness.pcapcheck.generate import MAX_PACKETS, PacketCountError, output_sizes
 from harness.pcapcheck.sacheck import PassContext, SaCheck
 from harness.pcapcheck.senderpass import ETH_IP4_FIELDS
 from harness.pcapcheck.keys import apply_overrides
@@ -710,3 +711,84 @@ def test_eesp_port_is_configurable(tmp_path):
     assert check_capture(res.capture, res.keys).ipsec == 0
     rep = check_capture(res.capture, res.keys, dissect=DissectConfig(eesp_udp_port=4501))
     assert rep.ipsec == 40 and rep.exit_code == 0
+
+
+# --- 10. what a new user types: usage errors, the packet cap, disk space, the README -----
+
+
+@pytest.mark.parametrize("jobs", ["0", "-3"])
+def test_jobs_below_one_is_a_usage_error(clean, capsys, jobs):
+    code, out, err = check(capsys, clean.capture, clean.keys, "--jobs", jobs)
+    assert code == 2 and not out
+    assert len(err.strip().splitlines()) == 1 and "--jobs" in err and jobs in err, err
+
+
+@pytest.mark.parametrize("packets", ["0", "-3"])
+def test_packets_below_one_is_a_usage_error(tmp_path, capsys, packets):
+    out = str(tmp_path / "p.pcap")
+    code, text, err = run_cli(["gen-pcap", "--profile", "esp", "--packets", packets,
+                               "-o", out], capsys)
+    assert code == 2 and not text
+    assert len(err.strip().splitlines()) == 1 and "--packets" in err, err
+    assert not list(tmp_path.iterdir())           # nothing written
+
+
+def test_packets_above_the_cap_are_refused(tmp_path, capsys):
+    out = str(tmp_path / "p.pcap")
+    # the API first: without the cap the CLI below would start writing 10^12 packets
+    with pytest.raises(PacketCountError):
+        GenConfig(named("esp"), MAX_PACKETS + 1, out)
+    GenConfig(named("esp"), MAX_PACKETS, out)      # the cap itself is allowed
+    code, text, err = run_cli(["gen-pcap", "--profile", "esp", "--packets",
+                               "1000000000000", "-o", out], capsys)
+    assert code == 2 and not text
+    assert len(err.strip().splitlines()) == 1 and str(MAX_PACKETS) in err, err
+    assert not list(tmp_path.iterdir())
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["gen-pcap", "--help"])
+    assert f"1..{MAX_PACKETS}" in capsys.readouterr().out     # the cap is documented
+
+
+def _free_space(monkeypatch, free: int) -> None:
+    """The free space every file system reports (the real disk cannot be filled in a
+    test); total and used stay the real figures."""
+    real = shutil.disk_usage
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: real(path)._replace(free=free))
+
+
+def test_gen_pcap_refuses_when_the_folder_is_too_small(tmp_path, capsys, monkeypatch):
+    out = str(tmp_path / "big.pcap")
+    argv = ["gen-pcap", "--profile", "esp-esn", "--packets", "1000", "-o", out,
+            "--receiver-out", str(tmp_path / "rx.pcap")]
+    sizes = output_sizes(GenConfig(named("esp-esn"), 1000, out,
+                                   receiver_out=str(tmp_path / "rx.pcap")))
+    assert sorted(sizes) == sorted(str(tmp_path / f) for f in
+                                   ("big.pcap", "big.keys.json", "big.esp_sa", "rx.pcap"))
+    need = sum(sizes.values())
+    _free_space(monkeypatch, need - 1)
+    code, text, err = run_cli(argv, capsys)
+    assert code == 2 and not text
+    assert len(err.strip().splitlines()) == 1 and "free" in err and str(tmp_path) in err
+    assert not list(tmp_path.iterdir())           # refused before writing anything
+    _free_space(monkeypatch, need)
+    code, text, err = run_cli(argv, capsys)
+    assert code == 0 and not err, err
+    # the estimate is what was written (no fault: exactly), so the refusal was right
+    assert {p: os.path.getsize(p) for p in sizes} == sizes
+    # writing the same files again only replaces them: it fits in no free space at all
+    _free_space(monkeypatch, 0)
+    code, text, err = run_cli(argv, capsys)
+    assert code == 0 and not err, err
+
+
+@pytest.mark.parametrize("profile,fault", [("esp-subsa-spi", "garbage"),
+                                           ("eesp-v0", "bad-padding"),
+                                           ("psp-v0", "duplicate"), ("esp", "snap-cut")])
+def test_output_sizes_bound_what_is_written(tmp_path, profile, fault):
+    cfg = GenConfig(named(profile), 200, str(tmp_path / "f.pcap"), sas=2, faults=(fault,),
+                    receiver_out=str(tmp_path / "rx.pcap"), udp=True, ipv6=True)
+    sizes = output_sizes(cfg)
+    generate_capture(cfg)
+    for path, n in sizes.items():
+        assert 0 < os.path.getsize(path) <= n, path
+

@@ -27,18 +27,21 @@ diagnosis      what explains an ICV failure or a misplaced sub-SA ID
 rxjudge        the receiver's delivered packets against the model receiver
 report         ``Finding``, bounded ``FindingSink``, statistics, ``CheckReport``
 pcapwriter     fast classic-pcap writing and outer headers
-generate       ``gen-pcap``: captures of any profile, seeded faults, IUT as source
+generate       ``gen-pcap``: captures of any profile, seeded faults, IUT as source;
+               the packet cap and the free-space check before writing
 cli            the ``check-pcap`` and ``gen-pcap`` subcommands
 =============  ==============================================================
 """
 
 from .checker import check_capture
 from .config import DEFAULT_DISSECT, EESP_UDP_PORT, CheckConfig
-from .generate import FAULTS, GenConfig, GenError, GenResult, generate_capture
+from .generate import (FAULTS, MAX_PACKETS, GenConfig, GenError, GenResult, NoSpaceError,
+                       PacketCountError, generate_capture, output_sizes)
 from .keys import KeyEntryError, KeysError, KeysFileError, SaKey, load_keys
 from .report import CheckReport, Finding, FindingSink, ReceiverSummary, SaStats, SubSaStats
 
 __all__ = ["CheckConfig", "CheckReport", "DEFAULT_DISSECT", "EESP_UDP_PORT", "FAULTS",
            "Finding", "FindingSink", "GenConfig", "GenError", "GenResult", "KeyEntryError",
-           "KeysError", "KeysFileError", "ReceiverSummary", "SaKey", "SaStats", "SubSaStats",
-           "check_capture", "generate_capture", "load_keys"]
+           "KeysError", "KeysFileError", "MAX_PACKETS", "NoSpaceError", "PacketCountError",
+           "ReceiverSummary", "SaKey", "SaStats", "SubSaStats", "check_capture",
+           "generate_capture", "load_keys", "output_sizes"]

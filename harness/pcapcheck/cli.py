@@ -17,9 +17,10 @@ from spec_model import NAMED, named
 from spec_model.errors import EspSpecError
 
 from ..capture import DissectConfig
+from ..cli.errors import UsageError
 from .checker import check_capture
 from .config import EESP_UDP_PORT, CheckConfig
-from .generate import FAULTS, GenConfig, generate_capture
+from .generate import FAULTS, MAX_PACKETS, GenConfig, generate_capture
 from .keys import apply_overrides, load_keys, validate
 
 __all__ = ["add_subcommands", "cmd_check_pcap", "cmd_gen_pcap"]
@@ -53,6 +54,8 @@ def _profile(name: str | None, sets: list[str] | None):
 
 def cmd_check_pcap(args: argparse.Namespace) -> int:
     try:
+        if args.jobs < 1:
+            raise UsageError(f"--jobs must be at least 1 (worker processes), not {args.jobs}")
         profile = named(args.profile) if args.profile else None
         sas = load_keys(args.keys, profile)
         if args.set:        # applied to every SA, whichever file named its profile
@@ -64,7 +67,7 @@ def cmd_check_pcap(args: argparse.Namespace) -> int:
         config = CheckConfig(max_per_requirement=args.max_findings, strict=args.strict)
         report = check_capture(args.capture, sas, profile, receiver=args.receiver,
                                jobs=args.jobs, dissect=dissect, config=config)
-    except (EspSpecError, OSError, ValueError) as e:
+    except (EspSpecError, UsageError, OSError, ValueError) as e:
         if isinstance(e, OSError) and e.filename is not None:
             return _fail(f"{e.filename}: {e.strerror}")
         return _fail(e)
@@ -123,8 +126,8 @@ def add_subcommands(sub) -> None:
                    help="override a profile axis of every SA (hard_packets, window, ...)")
     c.add_argument("--receiver", metavar="CAPTURE2", help="capture of the inner packets "
                    "the receiver delivered; its decisions are judged against the model")
-    c.add_argument("--jobs", type=int, default=1, help="worker processes (split by SA and "
-                   "sub-SA)")
+    c.add_argument("--jobs", type=int, default=1, help="worker processes, 1 or more (the "
+                   "work is split by SA and sub-SA; default 1)")
     c.add_argument("--eesp-port", type=int, default=EESP_UDP_PORT,
                    help=f"UDP port of EESP (default {EESP_UDP_PORT}; not IANA-assigned)")
     c.add_argument("--psp-port", type=int, default=1000, help="UDP port of PSP")
@@ -141,9 +144,13 @@ def add_subcommands(sub) -> None:
                        "a seeded fault) and its key files")
     g.add_argument("--profile", required=True, choices=list(NAMED), metavar="P",
                    help=profiles)
-    g.add_argument("--packets", type=int, required=True)
+    g.add_argument("--packets", type=int, required=True,
+                   help=f"packets to write, 1..{MAX_PACKETS} (10^8); nothing is written when "
+                        f"the output folder lacks the free space for the capture and "
+                        f"key files")
     g.add_argument("-o", "--out", help="capture file (default espspec-P.pcap); the key "
-                   "files go next to it (.keys.json, .esp_sa)")
+                   "files go next to it, a .pcap suffix replaced: X.pcap -> X.keys.json "
+                   "(espspec) and X.esp_sa (Wireshark)")
     g.add_argument("--set", action="append", metavar="AXIS=VALUE",
                    help="override a profile axis (hard_packets, window, ...)")
     g.add_argument("--sas", type=int, default=1, help="child SAs (packets round robin)")

@@ -10,9 +10,10 @@ in UDP 4500 with ``udp``), EESP in UDP on ``eesp_port`` (4545 by default; EESP h
 IANA port or protocol number yet), PSP in UDP to port 1000. Inner packets are IPv4/UDP
 (tunnel mode) or UDP datagrams (transport mode) of ``payload_size`` bytes that carry the
 packet index, so every one is distinct. Beside the capture it writes the espspec key file
-(``OUT.keys.json``) and the Wireshark esp_sa table (``OUT.esp_sa``). With
-``receiver_out`` it also writes what a receiver delivers when it gets the capture in
-order: the model's ``Receiver`` or the implementation's ``unprotect`` (``iut_role``).
+and the Wireshark esp_sa table (``output_paths``: ``X.pcap`` -> ``X.keys.json``,
+``X.esp_sa``). With ``receiver_out`` it also writes what a receiver delivers when it gets
+the capture in order: the model's ``Receiver`` or the implementation's ``unprotect``
+(``iut_role``).
 
 Faults (``FAULTS``) are seeded at packet index ``fault_at`` (default N/2): in the sender
 (``nonce-reuse``, ``seq-wrap``, ``bad-padding``, ``over-limit``, ``over-bytes``; model
@@ -23,12 +24,20 @@ of the replay window --, ``unknown-spi``, ``snap-cut``, ``garbage``,
 for profiles without sequence numbers, order faults are INFO only) and ``GenResult``
 says where each fault went (packet numbers). File faults also reach the receiver capture,
 which is how receiver bugs (``--iut mutant:NAME --iut-role receiver``) become visible.
+
+A request is bounded before anything is written: 1 to ``MAX_PACKETS`` packets
+(``PacketCountError``), and the files must fit (``NoSpaceError``): ``output_sizes``
+computes each file's size from the model's first packet (every record has its length;
+faults add at most a record or a few bytes), the key files exactly, and the free space of
+each output folder's file system (``shutil.disk_usage``, files to be replaced counted as
+free) must hold what goes there.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import struct
 from dataclasses import dataclass, field
 
@@ -40,16 +49,29 @@ from spec_model.profile import Framing, SeqWire
 from spec_model.wire.payload import EspTrailer
 
 from .config import EESP_UDP_PORT
-from .keys import SaKey, write_esp_sa, write_espspec_keys
+from .keys import SaKey, esp_sa_text, espspec_keys_text, write_esp_sa, write_espspec_keys
 from .pcapwriter import (LINKTYPE_RAW, LINKTYPE_USER0, FrameBuilder, PcapWriter,
                          ipv4_header)
 
-__all__ = ["FAULTS", "Fault", "GenConfig", "GenError", "GenResult", "generate_capture",
-           "keymat_for"]
+__all__ = ["FAULTS", "MAX_PACKETS", "Fault", "GenConfig", "GenError", "GenResult",
+           "NoSpaceError", "PacketCountError", "generate_capture", "keymat_for",
+           "output_paths", "output_sizes"]
+
+#: the most packets one ``gen-pcap`` writes (about 15 GB of capture at 64-byte payloads,
+#: and some minutes of sealing; a larger count is a typo more often than a plan)
+MAX_PACKETS = 10 ** 8
 
 
 class GenError(EspSpecError):
     """A generation request that cannot be honoured (fault vs profile, IUT, ...)."""
+
+
+class PacketCountError(GenError):
+    """The packet count is not in 1..``MAX_PACKETS``."""
+
+
+class NoSpaceError(GenError):
+    """The output folder has less free space than the files to write need."""
 
 
 @dataclass(frozen=True)
@@ -113,8 +135,9 @@ class GenConfig:
     start_counter: int = 0            # every sub-SA starts as if it had sent this many
 
     def __post_init__(self) -> None:
-        if self.packets < 0:
-            raise GenError("--packets must be >= 0")
+        if not 1 <= self.packets <= MAX_PACKETS:
+            raise PacketCountError(f"--packets must be 1..{MAX_PACKETS} (10^8), not "
+                                   f"{self.packets}")
         if not 1 <= self.sas <= 255:
             raise GenError("--sas must be 1..255")
         if self.iut_role not in ("sender", "receiver", "both"):
@@ -297,35 +320,40 @@ def _check_faults(cfg: GenConfig, p: Profile) -> None:
         raise GenError(f"faults need at least {4 * cfg.sas * cfg.profile.n_sub_sas} packets")
 
 
-def generate_capture(cfg: GenConfig) -> GenResult:
-    """Write the capture, the key files and optionally the receiver capture."""
-    p = _profile_for(cfg)
-    _check_faults(cfg, p)
-    faults = set(cfg.faults)
+def output_paths(out: str | os.PathLike) -> tuple[str, str, str]:
+    """(capture, espspec key file, esp_sa table) of ``-o OUT``: the key files replace a
+    ``.pcap`` suffix (``x.pcap`` -> ``x.keys.json``, ``x.esp_sa``), or follow any other
+    name."""
+    base = os.fspath(out)
+    stem = base[:-5] if base.endswith(".pcap") else base
+    return base, stem + ".keys.json", stem + ".esp_sa"
+
+
+def _fault_index(cfg: GenConfig) -> int:
     at = cfg.fault_at if cfg.fault_at is not None else cfg.packets // 2
-    at = min(max(at, 0), max(cfg.packets - 1, 0))
-    stride = cfg.sas * p.n_sub_sas
-    # seq-wrap: SA 0's sub-SAs start so close to the counter maximum that they reach it
-    # at the fault index; with ESN the key file says where the receiver side starts
-    wrap_start = LimitPolicy.of(p).counter_max - max(at // stride, 1) \
-        if "seq-wrap" in faults else 0
+    return min(max(at, 0), max(cfg.packets - 1, 0))
+
+
+def _wrap_start(cfg: GenConfig, p: Profile) -> int:
+    """seq-wrap: SA 0's sub-SAs start so close to the counter maximum that they reach it
+    at the fault index (0 without that fault)."""
+    if "seq-wrap" not in cfg.faults:
+        return 0
+    return LimitPolicy.of(p).counter_max - max(_fault_index(cfg) // (cfg.sas * p.n_sub_sas), 1)
+
+
+def _sas_for(cfg: GenConfig, p: Profile, wrap_start: int) -> list[SaKey]:
     sas = []
     for i in range(cfg.sas):
         src, dst = _addresses(i, cfg.ipv6)
         start = wrap_start if i == 0 and wrap_start else cfg.start_counter
+        # with ESN the key file says where the receiver side starts
         sas.append(SaKey(BASE_SPI * (i + 1), p, keymat_for(p, cfg.seed, i), "out", src, dst,
                          start if p.seq is SeqWire.ESN else 0, f"gen-pcap SA {i}"))
-    base = os.fspath(cfg.out)
-    stem = base[:-5] if base.endswith(".pcap") else base
-    res = GenResult(base, stem + ".keys.json", stem + ".esp_sa", cfg.receiver_out, p, sas)
-    write_espspec_keys(res.keys, sas)
-    write_esp_sa(res.esp_sa, sas)
-    iut = _Iut(cfg.iut, sas) if cfg.iut else None
-    source = iut if iut is not None and cfg.iut_role in ("sender", "both") else \
-        _Model(sas, faults)
-    rx_iut = iut if iut is not None and cfg.iut_role in ("receiver", "both") else None
-    receivers = None if cfg.receiver_out is None or rx_iut is not None else \
-        [Receiver(sa.profile, sa.keymat, sa.spi) for sa in sas]
+    return sas
+
+
+def _frame_builders(cfg: GenConfig, p: Profile, sas: list[SaKey]) -> list[FrameBuilder]:
     builders = []
     for i, sa in enumerate(sas):
         if p.framing is Framing.ESP:
@@ -335,6 +363,84 @@ def generate_capture(cfg: GenConfig) -> GenResult:
         else:
             proto, sport, dport = 17, cfg.eesp_port, cfg.eesp_port
         builders.append(FrameBuilder(sa.src, sa.dst, proto, sport, dport))
+    return builders
+
+
+def _sizes(cfg: GenConfig, p: Profile, sas: list[SaKey],
+           builders: list[FrameBuilder]) -> dict[str, int]:
+    """Bytes each output file will have, at most: every record as long as the model's
+    first packet (inner packets are all one size; an IUT as the source may differ a
+    little), plus the records a fault adds."""
+    capture, keys, esp_sa = output_paths(cfg.out)
+    payload, nh = _InnerMaker(p, cfg.payload_size).make(0, 0)
+    sender = _LimitlessSender(p, sas[0].keymat, sas[0].spi)
+    frame = builders[0].frame(sender.seal(0, payload, nh).wire)
+    faults = set(cfg.faults)
+    extra = len({"duplicate", "garbage"} & faults)          # records a fault adds
+    pad = p.alignment if "bad-padding" in faults else 0      # its packet's extra padding
+    out = {capture: 24 + (cfg.packets + extra) * (16 + len(frame)) + pad,
+           keys: len(espspec_keys_text(sas).encode()),
+           esp_sa: len(esp_sa_text(sas).encode())}
+    if cfg.receiver_out is not None:       # without replay protection a copy is delivered
+        delivered = cfg.packets + ("duplicate" in faults)
+        out[os.fspath(cfg.receiver_out)] = 24 + delivered * (16 + len(payload))
+    return out
+
+
+def output_sizes(cfg: GenConfig) -> dict[str, int]:
+    """What ``generate_capture(cfg)`` will write: path -> bytes (an upper bound for
+    captures of the model; exact for the key files). Writes nothing."""
+    p = _profile_for(cfg)
+    _check_faults(cfg, p)
+    sas = _sas_for(cfg, p, _wrap_start(cfg, p))
+    return _sizes(cfg, p, sas, _frame_builders(cfg, p, sas))
+
+
+def _check_space(sizes: dict[str, int]) -> None:
+    """NoSpaceError unless every file system gets what it needs: the files' sizes minus
+    the files they replace, against its free space."""
+    need: dict = {}
+    for path, n in sizes.items():
+        folder = os.path.dirname(os.path.abspath(path))
+        dev = os.stat(folder).st_dev          # OSError when the folder does not exist
+        if os.path.isfile(path):
+            n -= os.path.getsize(path)        # truncated when it is written again
+        at, total = need.get(dev, (folder, 0))
+        need[dev] = (at, total + n)
+    for folder, n in need.values():
+        free = shutil.disk_usage(folder).free
+        if n > free:
+            raise NoSpaceError(f"{folder}: gen-pcap would write about {_mb(n)} there and "
+                               f"only {_mb(free)} are free; write fewer --packets or choose "
+                               f"another -o")
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:,.1f} MB" if n >= 100_000 else f"{n:,} bytes"
+
+
+def generate_capture(cfg: GenConfig) -> GenResult:
+    """Write the capture, the key files and optionally the receiver capture. Refuses
+    (``NoSpaceError``) before writing anything when they would not fit."""
+    p = _profile_for(cfg)
+    _check_faults(cfg, p)
+    faults = set(cfg.faults)
+    at = _fault_index(cfg)
+    stride = cfg.sas * p.n_sub_sas
+    wrap_start = _wrap_start(cfg, p)
+    sas = _sas_for(cfg, p, wrap_start)
+    builders = _frame_builders(cfg, p, sas)
+    _check_space(_sizes(cfg, p, sas, builders))
+    base, keys, esp_sa = output_paths(cfg.out)
+    res = GenResult(base, keys, esp_sa, cfg.receiver_out, p, sas)
+    write_espspec_keys(res.keys, sas)
+    write_esp_sa(res.esp_sa, sas)
+    iut = _Iut(cfg.iut, sas) if cfg.iut else None
+    source = iut if iut is not None and cfg.iut_role in ("sender", "both") else \
+        _Model(sas, faults)
+    rx_iut = iut if iut is not None and cfg.iut_role in ("receiver", "both") else None
+    receivers = None if cfg.receiver_out is None or rx_iut is not None else \
+        [Receiver(sa.profile, sa.keymat, sa.spi) for sa in sas]
     n_sub = p.n_sub_sas
     if cfg.start_counter:
         for i in range(cfg.sas):

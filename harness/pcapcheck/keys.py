@@ -50,8 +50,8 @@ from spec_model.subsa import check_base_spi, spi_for
 
 __all__ = ["KeysError", "KeysFileError", "KeyEntryError", "SaKey", "load_keys",
            "parse_esp_sa", "parse_espspec_json", "write_esp_sa", "write_espspec_keys",
-           "wireshark_algorithm", "esp_sa_lines", "WIRESHARK_AEADS", "apply_overrides",
-           "validate"]
+           "wireshark_algorithm", "esp_sa_lines", "esp_sa_text", "espspec_keys_text",
+           "WIRESHARK_AEADS", "apply_overrides", "validate"]
 
 
 class KeysError(EspSpecError):
@@ -256,10 +256,14 @@ def espspec_entry(sa: SaKey) -> dict:
     return entry
 
 
+def espspec_keys_text(sas: list[SaKey]) -> str:
+    """The espspec JSON key file of ``sas``, as ``write_espspec_keys`` writes it."""
+    return json.dumps({"sas": [espspec_entry(sa) for sa in sas]}, indent=1) + "\n"
+
+
 def write_espspec_keys(path: str | os.PathLike, sas: list[SaKey]) -> None:
     with open(path, "w") as f:
-        json.dump({"sas": [espspec_entry(sa) for sa in sas]}, f, indent=1)
-        f.write("\n")
+        f.write(espspec_keys_text(sas))
 
 
 # --- Wireshark esp_sa --------------------------------------------------------------------
@@ -293,14 +297,20 @@ def esp_sa_lines(sa: SaKey) -> list[str]:
     return lines
 
 
-def write_esp_sa(path: str | os.PathLike, sas: list[SaKey]) -> int:
-    """Write the esp_sa table; return the number of SA lines (comments excluded)."""
+def esp_sa_text(sas: list[SaKey]) -> str:
+    """The Wireshark esp_sa table of ``sas``, as ``write_esp_sa`` writes it."""
     lines = ["# Wireshark esp_sa table written by espspec gen-pcap"]
     for sa in sas:
         lines += esp_sa_lines(sa)
+    return "\n".join(lines) + "\n"
+
+
+def write_esp_sa(path: str | os.PathLike, sas: list[SaKey]) -> int:
+    """Write the esp_sa table; return the number of SA lines (comments excluded)."""
+    text = esp_sa_text(sas)
     with open(path, "w") as f:
-        f.write("\n".join(lines) + "\n")
-    return sum(1 for line in lines if not line.startswith("#"))
+        f.write(text)
+    return sum(1 for line in text.splitlines() if not line.startswith("#"))
 
 
 def parse_esp_sa(text: str, source: str, profile: Profile | None) -> list[SaKey]:
