@@ -32,7 +32,8 @@ from harness.cli import build_parser
 from harness.pcapcheck import (FAULTS, CheckConfig, GenConfig, GenError, KeysError, SaKey,
                                check_capture, generate_capture, load_keys)
 from harness.pcapcheck.config import DEFAULT_DISSECT
-from harness.pcapcheck.generate import MAX_PACKETS, PacketCountError, output_sizes
+from harness.pcapcheck.generate import (MAX_PACKETS, PacketCountError, output_paths,
+                                       output_sizes)
 from harness.pcapcheck.sacheck import PassContext, SaCheck
 from harness.pcapcheck.senderpass import ETH_IP4_FIELDS
 from harness.pcapcheck.keys import apply_overrides
@@ -792,3 +793,33 @@ def test_output_sizes_bound_what_is_written(tmp_path, profile, fault):
     for path, n in sizes.items():
         assert 0 < os.path.getsize(path) <= n, path
 
+
+def _readme_commands() -> list[str]:
+    """The espspec command lines of the README's "Certifying from packet captures"."""
+    text = open(os.path.join(os.path.dirname(__file__), os.pardir, "README.md")).read()
+    section = text.split("\n## Certifying from packet captures\n", 1)[1].split("\n## ")[0]
+    return [line for line in section.splitlines() if line.startswith("espspec ")]
+
+
+def test_readme_capture_commands_work_as_written(tmp_path, capsys):
+    """Every command of the README's section, in order (its /tmp/ files in a scratch
+    folder): gen-pcap's key files are where check-pcap is told to find them, and each
+    exits as the README says (0, or the '# exit N' it notes)."""
+    import shlex
+    commands = _readme_commands()
+    assert sum(c.startswith("espspec check-pcap ") for c in commands) >= 3, commands
+    for line in commands:
+        argv = shlex.split(line.replace("/tmp/", f"{tmp_path}/"), comments=True)[1:]
+        expect = int(line.split("# exit ", 1)[1][0]) if "# exit " in line else 0
+        if argv[0] == "check-pcap":
+            keys = argv[argv.index("--keys") + 1]
+            assert os.path.exists(keys), f"{line}: no key file {keys} (gen-pcap wrote " \
+                f"{sorted(p.name for p in tmp_path.iterdir())})"
+        code, out, err = run_cli(argv, capsys)
+        assert code == expect, f"{line}\n{out}{err}"
+        if argv[0] == "gen-pcap":
+            _capture, keys, esp_sa = output_paths(argv[argv.index("-o") + 1])
+            assert f"keys: {keys} (espspec), {esp_sa}" in out
+        if "# exit 1: FAIL " in line:          # "REQUIREMENT" or "REQUIREMENT, packet N"
+            req, _sep, where = line.split("# exit 1: FAIL ", 1)[1].partition(", ")
+            assert f"FAIL {req}: {where + ',' if where else ''}" in out, out
