@@ -13,7 +13,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from harness.engine import lockstep, session  # noqa: E402
 from harness.loader import load_iut  # noqa: E402
-from harness.engine.runner import Depth, run_case  # noqa: E402
+from harness.engine.runner import CaseContext, Depth, run_case  # noqa: E402
 from harness.engine.judge import Verdict  # noqa: E402
 from spec_model import NAMED, named  # noqa: E402
 
@@ -34,7 +34,9 @@ def steps_per_second() -> None:
     for name in NAMED:
         COUNT["steps"] = 0
         t = time.perf_counter()
-        lockstep.run(load_iut("reference"), named(name), "all", examples=40, steps=50)
+        ctx = CaseContext(load_iut("reference"), named(name), None, examples=40, steps=50,
+                          case="bench/lockstep")
+        lockstep.run(ctx, "all")
         dt = time.perf_counter() - t
         print(f"  {name:20} {COUNT['steps']:6} steps in {dt:5.2f} s = "
               f"{COUNT['steps'] / dt:8,.0f} steps/s")

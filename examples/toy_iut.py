@@ -18,6 +18,7 @@ from harness.contract import Capabilities, Delivered, DropReason, Dropped, Refus
 
 class ToyEsp:
     name = "toy-esp"
+    version = "1.0 (the worked example of docs/adapters.md)"
 
     def capabilities(self) -> Capabilities:
         return Capabilities(framings=frozenset({"esp"}), aeads=frozenset({"aes128gcm16"}),

@@ -12,7 +12,14 @@ daemon, a capture) behind ``Iut``:
   sub-SA out of range) — never an exception for a refusal.
 * ``unprotect(wire)`` returns ``Delivered`` (payload, next header; sub-SA and SN when the
   IUT knows them) or ``Dropped`` (reason when the IUT can tell, else ``None``).
-* optional ``set_counter(sub_sa, value)`` and ``counters()``; ``close()`` always.
+* optional ``set_counter(sub_sa, value)``, ``counters()``, ``rekey_due()`` and
+  ``rekey(outbound, inbound)`` (replace both SAs by new ones, see ``Capabilities.rekey``);
+  ``close()`` always. Optional attributes ``name`` and ``version`` say what was tested.
+
+What a verb returns is checked against ``ANSWERS``, a table of one check per verb: an
+answer outside the contract is an IUT-CONTRACT finding. An adapter whose implementation
+died (a daemon exited) raises ``IutCrash``; one that gave up waiting raises ``IutHang``;
+``harness.engine.isolation`` raises both for in-process adapters run in a child process.
 
 Adapters plug in through ``harness.loader``; nothing here knows any particular
 implementation.
@@ -26,12 +33,38 @@ from typing import Callable, NamedTuple, Protocol, runtime_checkable
 from spec_model import Delivered, DropReason, Dropped, Profile
 from spec_model.errors import EspSpecError
 
-__all__ = ["Capabilities", "Delivered", "DropReason", "Dropped", "Iut", "IutError",
-           "IutFactory", "Refused", "SaConfig"]
+__all__ = ["ANSWERS", "Capabilities", "Delivered", "DropReason", "Dropped", "Iut",
+           "IutCrash", "IutError", "IutFactory", "IutHang", "IutRaised", "OPTIONAL_VERBS",
+           "Refused", "SaConfig", "contract_violation"]
 
 
 class IutError(EspSpecError):
     """An adapter could not be loaded, or an IUT misbehaved outside the contract."""
+
+
+class IutHang(Exception):
+    """A verb did not answer within its deadline (IUT-HANG)."""
+
+    def __init__(self, verb: str, seconds: float, detail: str = "") -> None:
+        super().__init__(f"{verb} did not answer within {seconds:g} s" +
+                         (f" ({detail})" if detail else ""))
+        self.verb, self.seconds = verb, seconds
+
+
+class IutCrash(Exception):
+    """The implementation's process or daemon died (IUT-CRASH)."""
+
+    def __init__(self, verb: str, how: str) -> None:
+        super().__init__(f"the IUT died during {verb}: {how}")
+        self.verb, self.how = verb, how
+
+
+class IutRaised(Exception):
+    """A verb raised an exception in the IUT's own process; carries its type name."""
+
+    def __init__(self, verb: str, type_name: str, message: str) -> None:
+        super().__init__(f"{type_name}: {message}" if message else type_name)
+        self.verb, self.type_name, self.message = verb, type_name, message
 
 
 @dataclass(frozen=True)
@@ -59,6 +92,8 @@ class Capabilities:
     reports_drop_reasons: bool = False
     reports_counters: bool = False
     enforces_limits: bool = False      # refuses to send past hard limits
+    rekey: bool = False                # has the rekey verb: replaces both SAs in place
+    rekey_overlap: bool = False        # after a rekey, still accepts the old inbound SA
     notes: tuple[str, ...] = field(default=())
 
     def unsupported(self, p: Profile) -> str | None:
@@ -95,7 +130,93 @@ class Iut(Protocol):
     def unprotect(self, wire: bytes) -> Delivered | Dropped: ...
     def set_counter(self, sub_sa: int, value: int) -> None: ...
     def counters(self) -> list[int]: ...
+    def rekey_due(self) -> str | None: ...
+    def rekey(self, outbound: SaConfig, inbound: SaConfig) -> None: ...
     def close(self) -> None: ...
 
 
 IutFactory = Callable[[], Iut]
+
+# --- what each verb may answer -----------------------------------------------------------
+UINT64 = (1 << 64) - 1
+
+
+def _is_uint(v, top: int = UINT64) -> bool:
+    return type(v) is int and 0 <= v <= top
+
+
+def _nothing(v) -> str | None:
+    return None                          # install, set_counter, rekey, close: ignored
+
+
+def _protected(v) -> str | None:
+    if isinstance(v, Refused):
+        if not (isinstance(v.requirement, str) and isinstance(v.detail, str)):
+            return f"returned {v!r}: a Refused takes two strings"
+        return None
+    if type(v) is not bytes:
+        return f"returned {type(v).__name__} where bytes or Refused were due"
+    return None if v else "returned empty bytes"
+
+
+def _outcome(v) -> str | None:
+    if isinstance(v, Delivered):
+        bad = [name for name, ok in (
+            ("sub_sa", v.sub_sa is None or _is_uint(v.sub_sa, 0xFFFF)),
+            ("seq", v.seq is None or _is_uint(v.seq)),
+            ("payload", type(v.payload) is bytes),
+            ("next_header", v.next_header is None or _is_uint(v.next_header, 255)))
+            if not ok]
+        return (f"returned a Delivered with a bad {', '.join(bad)}: {_short(v)}"
+                if bad else None)
+    if isinstance(v, Dropped):
+        bad = [name for name, ok in (
+            ("reason", v.reason is None or isinstance(v.reason, DropReason)),
+            ("requirement", isinstance(v.requirement, str)),
+            ("detail", isinstance(v.detail, str))) if not ok]
+        return f"returned a Dropped with a bad {', '.join(bad)}: {_short(v)}" if bad else None
+    return f"returned {type(v).__name__} where Delivered or Dropped was due"
+
+
+REQUIRED_VERBS = ("capabilities", "install", "protect", "unprotect", "close")
+
+
+def _iut(v) -> str | None:
+    missing = [verb for verb in REQUIRED_VERBS if not callable(getattr(v, verb, None))]
+    return (f"built a {type(v).__name__} without the verbs {', '.join(missing)}"
+            if missing else None)
+
+
+def _capabilities(v) -> str | None:
+    return None if isinstance(v, Capabilities) else \
+        f"returned {type(v).__name__} where Capabilities was due"
+
+
+def _counters(v) -> str | None:
+    if not isinstance(v, (list, tuple)) or not all(_is_uint(c) for c in v):
+        return f"returned {_short(v)} where a list of counters (0..2^64-1) was due"
+    return None
+
+
+def _requirement_or_none(v) -> str | None:
+    return None if v is None or isinstance(v, str) else \
+        f"returned {type(v).__name__} where a requirement ID or None was due"
+
+
+def _short(v) -> str:
+    text = repr(v)
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+ANSWERS: dict[str, Callable[[object], str | None]] = {
+    "constructor": _iut, "capabilities": _capabilities, "install": _nothing, "protect": _protected,
+    "unprotect": _outcome, "set_counter": _nothing, "counters": _counters,
+    "rekey_due": _requirement_or_none, "rekey": _nothing, "close": _nothing,
+}
+OPTIONAL_VERBS = ("set_counter", "counters", "rekey_due", "rekey")
+
+
+def contract_violation(verb: str, value) -> str | None:
+    """What is wrong with ``value`` as the answer of ``verb``, or None."""
+    check = ANSWERS.get(verb)
+    return check(value) if check is not None else None

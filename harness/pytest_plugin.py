@@ -41,7 +41,7 @@ class EspspecCase:
         if r.verdict is Verdict.UNSUPPORTED:
             pytest.skip(f"UNSUPPORTED: {r.message}")
         if r.verdict is Verdict.FAIL or (strict and r.verdict is Verdict.NON_STRICT):
-            from harness.results.document import format_steps
+            from harness.results.text import format_steps
             steps = format_steps(r.steps)
             pytest.fail(f"{r.verdict.value} {self.case.id} on {self.profile.name}: "
                         f"{r.message}\n  minimal steps:\n{steps}", pytrace=False)

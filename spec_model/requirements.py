@@ -144,7 +144,17 @@ _TABLE: tuple[tuple[str, str, Level, Severity, str], ...] = (
      "A sender protects every packet that its counters and limits allow."),
     ("IUT-NO-CRASH", "RFC 4303 §3.4 (robustness)", M, ROB,
      "An implementation answers every input with a packet, a refusal or a drop; it "
-     "never crashes or hangs."),
+     "never raises an error instead."),
+    # --- the IUT contract (docs/adapters.md): how espspec can talk to an implementation ---
+    ("IUT-HANG", "espspec IUT contract (docs/adapters.md, deadlines)", M, ROB,
+     "Every verb answers within the per-verb deadline (--timeout)."),
+    ("IUT-CRASH", "espspec IUT contract (docs/adapters.md, isolation)", M, ROB,
+     "The implementation's process (or daemon) stays alive: no signal, no exit."),
+    ("IUT-CONTRACT", "espspec IUT contract (docs/adapters.md, verbs)", M, ROB,
+     "Every verb returns what the contract says: bytes or Refused from protect, a "
+     "well-formed Delivered or Dropped from unprotect, Capabilities, a list of counters."),
+    ("IUT-NONDETERMINISTIC", "espspec IUT contract (docs/adapters.md, sessions)", M, ROB,
+     "The same steps on a freshly installed SA get the same answers."),
     ("RECV-ACCEPT-VALID", "RFC 4303 §3.4", M, INT,
      "A receiver delivers every authentic, well-formed packet that is inside or right of "
      "the window, with the payload the sender protected."),

@@ -21,9 +21,7 @@ LOCKSTEP_REQUIREMENTS = {
 
 def _explore(family: str):
     def run(ctx: CaseContext) -> None:
-        result = lockstep.run(ctx.factory, ctx.profile, family, seed=ctx.seed,
-                              examples=ctx.examples, steps=ctx.steps, strict=ctx.strict,
-                              sink=ctx.sink)
+        result = lockstep.run(ctx, family)
         if result.failure is not None:
             raise result.failure
     run.__doc__ = (f"Hypothesis explores {family} scenarios in lockstep with the model; a "

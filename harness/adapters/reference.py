@@ -28,8 +28,17 @@ ALL = Capabilities(
 )
 
 
+def _espspec_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return f"espspec {version('espspec')}"
+    except PackageNotFoundError:
+        return "espspec (not installed)"
+
+
 class ReferenceIut:
     name = "reference"
+    version = _espspec_version()
     sender_class = Sender
     receiver_class = Receiver
 

@@ -40,7 +40,9 @@ class ScapyIut:
     name = "scapy"
 
     def __init__(self) -> None:
+        import scapy
         from scapy.layers import ipsec
+        self.version = f"scapy {scapy.__version__}"
         from scapy.layers.inet import IP
         from scapy.layers.inet6 import IPv6
         from scapy.packet import Raw

@@ -1,19 +1,24 @@
 """The ``espspec`` command line.
 
-Theory of operation: argparse front end over the model's tables. Subcommands print to
-stdout and return an exit code: 0 success, 1 a finding (a FAIL), 2 bad usage. No
-traceback reaches the user for bad input: expected errors become one line on stderr.
+Theory of operation: argparse front end; one module per group of subcommands (``run``,
+``replay``, ``catalogue``; ``harness.pcapcheck.cli`` adds check-pcap and gen-pcap). Each
+subcommand prints to stdout and returns its exit status: 0 success, 1 a finding (a FAIL),
+2 bad usage, 3 nothing was tested, 130 interrupted (``run.EXIT``); 141 when the reader of
+stdout went away. No traceback reaches the user for bad input: expected errors become one
+line on stderr.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from spec_model import CATALOGUE
 from spec_model.errors import EspSpecError
 
 from .catalogue import cmd_mutants, cmd_profiles, cmd_requirements
+from ..engine.isolation import DEFAULT_TIMEOUT
 from .errors import UsageError
 from .replay import cmd_replay
 from .run import cmd_run
@@ -22,6 +27,7 @@ from .run import cmd_run
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="espspec", description="Conformance and fuzzing suite "
                                  "for IPsec ESP, sub-SAs, EESP and PSP")
+    ap.add_argument("--version", action="version", version=f"espspec {version()}")
     sub = ap.add_subparsers(dest="command", required=True)
     p = sub.add_parser("profiles", help="list the named profiles and their axes")
     p.add_argument("--json", action="store_true")
@@ -44,6 +50,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="Hypothesis budget: ci (fast) or certify (deep)")
     run.add_argument("--report", metavar="DIR", help="write results.json into DIR")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
+                     help=f"deadline for each IUT verb (default {DEFAULT_TIMEOUT:g} s); a "
+                     f"verb that does not answer in time is an IUT-HANG finding")
+    run.add_argument("--in-process", action="store_true", help="call the IUT in espspec's "
+                     "own process (for debugging): no deadline, and a crash of the IUT "
+                     "ends espspec")
     run.set_defaults(func=cmd_run)
     rp = sub.add_parser("replay", help="replay a failing case's steps from results.json")
     rp.add_argument("results")
@@ -58,14 +70,27 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+def version() -> str:
+    from importlib.metadata import PackageNotFoundError, version as dist_version
+    try:
+        return dist_version("espspec")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()               # a closed pipe shows here, not at exit
+        return code
+    except BrokenPipeError:              # `espspec mutants | head`: the reader is gone
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141                       # as a process killed by SIGPIPE (128 + 13)
     except (EspSpecError, UsageError, KeyError, OSError, ValueError) as e:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e
-        print(f"espspec: {msg}", file=sys.stderr)
+        print(f"espspec: {str(msg).splitlines()[0] if str(msg) else msg}", file=sys.stderr)
         return 2
 
 

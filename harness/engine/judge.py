@@ -35,6 +35,7 @@ class Verdict(enum.Enum):
     FAIL = "FAIL"
     UNSUPPORTED = "UNSUPPORTED"
     INFO = "INFO"
+    ERROR = "ERROR"            # espspec itself failed: no verdict about the IUT
 
 
 LEVEL_VERDICT = {Level.MUST: Verdict.FAIL, Level.SHOULD: Verdict.NON_STRICT,

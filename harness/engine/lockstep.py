@@ -1,14 +1,16 @@
 """The lockstep driver: Hypothesis explores scenarios, the model judges every step.
 
-Theory of operation: ``machine_for`` builds a ``RuleBasedStateMachine`` class for one IUT,
-one profile and one suite family. Each example opens a fresh ``Session`` (IUT installed
-with deterministic keys) and Hypothesis picks moves from the family's rules: the IUT
-sends on a sub-SA, the peer sends, in-flight packets are delivered in any order,
+Theory of operation: ``machine_for`` builds a ``RuleBasedStateMachine`` class for one case
+context (IUT, profile, seed, budget) and one suite family. Each example opens a fresh
+``Session`` of the case (an IUT installed with SAs of its own) and Hypothesis picks moves
+from the family's rules: the IUT sends on a sub-SA, the peer sends, in-flight packets are delivered in any order,
 duplicated, dropped, held past the window, bit-flipped, given a forged sequence number or
 another sub-SA's label, and counters jump near 2^32, 2^64 and the limits. Every move is
 judged at once (``Session.judge_all``), so a failure raises ``ConformanceFailure`` with
 the step log; Hypothesis shrinks it to a minimal list, and the last failure raised is the
 minimal one, which ``run`` returns. Which rules a family uses is the table ``FAMILY_RULES``.
+Hypothesis's ``Flaky`` (the same steps answered differently) is turned into an
+IUT-NONDETERMINISTIC failure with both answers, never an error of espspec.
 """
 
 from __future__ import annotations
@@ -17,12 +19,13 @@ from dataclasses import dataclass
 
 from hypothesis import HealthCheck, Phase, Verbosity, settings as hsettings, strategies as st
 from hypothesis import seed as hseed
+from hypothesis.errors import Flaky
 from hypothesis.stateful import RuleBasedStateMachine, precondition, rule, run_state_machine_as_test
 
 from spec_model import Profile, SeqWire
 
-from ..contract import IutFactory
-from .session import ConformanceFailure, Session
+from .judge import Finding
+from .session import ConformanceFailure, rerun
 
 MTU = 1400
 
@@ -106,9 +109,12 @@ FAMILY_RULES = {
 }
 
 
-def machine_for(factory: IutFactory, profile: Profile, family: str = "all",
-                seed: int = 0, strict: bool = False,
-                sink: list | None = None) -> type[RuleBasedStateMachine]:
+def machine_for(ctx, family: str = "all",
+                failures: list | None = None) -> type[RuleBasedStateMachine]:
+    """The state machine of one family over ``ctx`` (a ``runner.CaseContext``): every
+    example is a fresh session of the case; the failure that ended an example, if any, is
+    appended to ``failures``."""
+    profile = ctx.profile
     rules = _rules(profile)
     chosen = {name: rules[name] for name in FAMILY_RULES[family]}
     if profile.seq is SeqWire.NONE:       # nothing to forge without a sequence number
@@ -117,10 +123,22 @@ def machine_for(factory: IutFactory, profile: Profile, family: str = "all",
 
     def __init__(self):
         RuleBasedStateMachine.__init__(self)
-        self.session = Session.open(factory, profile, seed=seed, strict=strict, sink=sink)
+        self.session = None
+        try:
+            self.session = ctx.session()
+        except ConformanceFailure as failure:
+            if failures is not None:
+                failures.append(failure)
+            raise
 
     def teardown(self):
-        self.session.close()
+        if self.session is None:
+            return
+        try:
+            self.session.close()
+        finally:
+            if failures is not None and self.session.failure is not None:
+                failures.append(self.session.failure)
 
     name = f"Lockstep_{family}_{profile.name}".replace("-", "_").replace("+", "_")
     return type(name, (RuleBasedStateMachine,), {"__init__": __init__, "teardown": teardown,
@@ -133,12 +151,13 @@ class LockstepResult:
     examples: int
 
 
-def run(factory: IutFactory, profile: Profile, family: str = "all", *, seed: int = 0,
-        examples: int = 30, steps: int = 40, strict: bool = False,
-        sink: list | None = None) -> LockstepResult:
-    """Explore; return the minimal failure (if any) after Hypothesis shrank it.
-    Findings that do not fail the run (INFO, NON-STRICT) go to ``sink``."""
-    machine = hseed(seed)(machine_for(factory, profile, family, seed, strict, sink))
+def run(ctx, family: str = "all") -> LockstepResult:
+    """Explore with the budget of ``ctx``; return the minimal failure (if any) after
+    Hypothesis shrank it. Findings that do not fail the run (INFO, NON-STRICT) go to
+    ``ctx.sink``. An IUT that answers the same steps differently makes Hypothesis give up
+    (``Flaky``): that becomes an IUT-NONDETERMINISTIC failure with both answers."""
+    failures: list[ConformanceFailure] = []
+    machine = hseed(ctx.seed)(machine_for(ctx, family, failures))
     count = {"n": 0}
     original_init = machine.__init__
 
@@ -146,12 +165,81 @@ def run(factory: IutFactory, profile: Profile, family: str = "all", *, seed: int
         count["n"] += 1
         original_init(self)
     machine.__init__ = counting_init
-    settings = hsettings(max_examples=examples, stateful_step_count=steps, deadline=None,
-                         database=None, verbosity=Verbosity.quiet, report_multiple_bugs=False,
-                         suppress_health_check=list(HealthCheck),
+    settings = hsettings(max_examples=ctx.examples, stateful_step_count=ctx.steps,
+                         deadline=None, database=None, verbosity=Verbosity.quiet,
+                         report_multiple_bugs=False, suppress_health_check=list(HealthCheck),
                          phases=[Phase.explicit, Phase.generate, Phase.shrink])
     try:
         run_state_machine_as_test(machine, settings=settings)
     except ConformanceFailure as failure:
-        return LockstepResult(failure, count["n"])
+        return LockstepResult(confirmed(ctx, failure), count["n"])
+    except Flaky as flaky:
+        return LockstepResult(nondeterminism(ctx, failures, flaky), count["n"])
     return LockstepResult(None, count["n"])
+
+
+CONFIRMATIONS = 2     # reruns of a minimal failure before it is reported
+
+
+def confirmed(ctx, failure: ConformanceFailure) -> ConformanceFailure:
+    """The minimal failure, run again on fresh sessions with the same SAs: the same
+    failure each time, or the IUT-NONDETERMINISTIC failure with both answers."""
+    for _ in range(CONFIRMATIONS):
+        again = rerun(ctx.factory, failure.profile or ctx.profile, failure.steps, ctx.seed,
+                      ctx.strict, failure.session)
+        if differs(failure, again):
+            return ConformanceFailure([Finding.of("IUT-NONDETERMINISTIC",
+                                                  compare_answers(failure, again))],
+                                      failure.steps, failure.profile, failure.session,
+                                      failure.answers)
+    return failure
+
+
+def nondeterminism(ctx, failures: list[ConformanceFailure], flaky: Flaky
+                   ) -> ConformanceFailure:
+    """The IUT-NONDETERMINISTIC failure: the first failure Hypothesis saw, its steps run
+    again on a fresh session with the same SAs, and where the two answers part."""
+    if not failures:
+        first_line = str(flaky).strip().splitlines()[0] if str(flaky).strip() else ""
+        return ConformanceFailure([Finding.of(
+            "IUT-NONDETERMINISTIC", f"Hypothesis saw the IUT answer the same steps "
+            f"differently ({type(flaky).__name__}: {first_line[:200]})")], [], ctx.profile)
+    first = failures[0]
+    again = None
+    for _ in range(CONFIRMATIONS + 1):
+        again = rerun(ctx.factory, first.profile or ctx.profile, first.steps, ctx.seed,
+                      ctx.strict, first.session)
+        if differs(first, again):
+            break
+    return ConformanceFailure([Finding.of("IUT-NONDETERMINISTIC",
+                                          compare_answers(first, again))],
+                              first.steps, first.profile, first.session, first.answers)
+
+
+def differs(first: ConformanceFailure, again) -> bool:
+    """Did a rerun of ``first``'s steps answer or end otherwise?"""
+    if not isinstance(again, ConformanceFailure):
+        return True
+    return (again.answers != first.answers
+            or [f.requirement for f in again.findings] != [f.requirement for f in first.findings])
+
+
+def compare_answers(first: ConformanceFailure, again) -> str:
+    """Both answers to the same steps, from the first answer where they differ."""
+    told = "; ".join(f.requirement for f in first.findings)
+    n = len(first.steps)
+    steps = f"{n} step" + ("" if n == 1 else "s")
+    other = getattr(again, "answers", [])
+    for i, (a, b) in enumerate(zip(first.answers, other)):
+        if a != b:
+            return (f"the same {steps} got different answers: answer "
+                    f"{i + 1} was '{a}' the first time and '{b}' when run again "
+                    f"(first run: {told})")
+    if isinstance(again, ConformanceFailure) and differs(first, again):
+        return (f"the same {steps} failed differently: first "
+                f"{told}, then {'; '.join(f.requirement for f in again.findings)}")
+    if isinstance(again, ConformanceFailure):
+        return (f"Hypothesis saw the same {steps} both fail and pass; each rerun here "
+                f"failed the same way ({told})")
+    return (f"the same {steps} failed the first time ({told}) and "
+            f"passed when run again on a fresh SA")

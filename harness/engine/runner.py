@@ -1,27 +1,31 @@
 """Runs suite cases against an IUT and collects verdicts.
 
-Theory of operation: ``plan`` crosses the selected profiles with the selected families'
-cases; ``run_case`` runs one and turns what happened into a ``CaseResult``: UNSUPPORTED
-when the IUT's capabilities or the case's ``applies`` rule it out; FAIL (or NON-STRICT)
-with the findings and the minimal step list when a ``ConformanceFailure`` escaped; else
-PASS, or the strongest non-failing verdict among collected findings. ``Depth`` is the
-Hypothesis budget (``ci`` fast, ``certify`` deep), everything deterministic from the seed.
-Writing reports is ``report.py``'s job.
+Theory of operation: ``probe`` builds the IUT once to learn its name, version and
+capabilities (or the finding that says why it cannot be built). ``run_case`` runs one case
+on one profile and turns what happened into a ``CaseResult``: UNSUPPORTED when the IUT's
+capabilities or the case's ``applies`` rule it out; FAIL (or NON-STRICT) with the findings,
+the minimal step list and the label of the failing session when a ``ConformanceFailure``
+escaped (or an ``IutLost``: the IUT hung); ERROR when espspec itself raised; else PASS, or
+the strongest non-failing verdict among collected findings. A case opens its sessions
+through its ``CaseContext``, which numbers them, so each gets SAs of its own. ``Depth`` is
+the Hypothesis budget (``ci`` fast, ``certify`` deep), everything deterministic from the
+seed. Writing results is ``harness.results``' job.
 """
 
 from __future__ import annotations
 
 import time
+import traceback
 from dataclasses import dataclass, field
 
 from spec_model import NAMED, Profile
 
 from ..contract import Capabilities, IutFactory
 from .judge import Finding, Verdict
-from .session import ConformanceFailure, Session
+from .session import ConformanceFailure, IutLost, Session
 
 VERDICT_ORDER = [Verdict.PASS, Verdict.INFO, Verdict.UNSUPPORTED, Verdict.NON_STRICT,
-                 Verdict.FAIL]
+                 Verdict.FAIL, Verdict.ERROR]
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,7 @@ class CaseResult:
     steps: list[tuple[str, dict]] = field(default_factory=list)
     seconds: float = 0.0
     ran_profile: Profile | None = None   # the profile the failing steps ran on (a variant?)
+    session: str = ""                    # the label of the session the steps ran on
 
 
 @dataclass
@@ -57,12 +62,43 @@ class CaseContext:
     examples: int = 30
     steps: int = 40
     sink: list | None = None      # findings that do not fail the case
+    case: str = "case"            # the case's ID: part of every session's label
+    opened: int = 0               # sessions opened so far
 
     def session(self, profile: Profile | None = None) -> Session:
-        """A fresh session: the IUT installed anew with the run's keys (optionally with a
-        variant of the profile, e.g. with limits set)."""
-        return Session.open(self.factory, profile or self.profile, seed=self.seed,
-                            strict=self.strict, sink=self.sink)
+        """A fresh session: the IUT built and installed anew with SAs of its own, derived
+        from the seed and the label ``case/profile#n`` (optionally with a variant of the
+        profile, e.g. with limits set)."""
+        self.opened += 1
+        p = profile or self.profile
+        return Session.open(self.factory, p, seed=self.seed, strict=self.strict,
+                            sink=self.sink, label=f"{self.case}/{p.name}#{self.opened}")
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What building the IUT once told: its name, version and capabilities, or the
+    failure (a finding with its requirement) that says why it could not be built."""
+    name: str
+    version: str | None
+    caps: Capabilities | None
+    failure: ConformanceFailure | None = None
+
+
+def probe(factory: IutFactory, profile: Profile) -> Probe:
+    """Build the IUT, ask its capabilities, close it -- every step judged like a verb."""
+    s = Session.without_sas(profile)
+    try:
+        iut = s._call("constructor", factory)
+        caps = s._call("capabilities", iut.capabilities)
+        name = str(getattr(iut, "name", "") or type(iut).__name__)
+        version = getattr(iut, "version", None)
+        s._call("close", iut.close)
+    except ConformanceFailure as failure:
+        return Probe("?", None, None, failure)
+    except IutLost as lost:
+        return Probe("?", None, None, lost.failure)
+    return Probe(name, str(version) if version is not None else None, caps)
 
 
 def select_profiles(caps: Capabilities, names: list[str] | None) -> list[Profile]:
@@ -90,16 +126,25 @@ def run_case(case, factory: IutFactory, profile: Profile, caps: Capabilities, *,
         return CaseResult(**base, verdict=Verdict.UNSUPPORTED, message=why)
     sink: list[Finding] = []
     ctx = CaseContext(factory, profile, caps, seed=seed, strict=strict,
-                      examples=depth.examples, steps=depth.steps, sink=sink)
+                      examples=depth.examples, steps=depth.steps, sink=sink, case=case.id)
     started = time.perf_counter()
     try:
-        case.run(ctx)
+        try:
+            case.run(ctx)
+        except IutLost as lost:
+            raise lost.failure from None
     except ConformanceFailure as failure:
         verdict = max((f.verdict for f in failure.findings), key=VERDICT_ORDER.index)
         return CaseResult(**base, verdict=verdict, message=str(failure.findings[0]),
                           findings=failure.findings + sink, steps=failure.steps,
                           seconds=time.perf_counter() - started,
-                          ran_profile=failure.profile)
+                          ran_profile=failure.profile, session=failure.session)
+    except Exception as e:  # noqa: BLE001 -- espspec's own failure: ERROR, and the run goes on
+        where = traceback.extract_tb(e.__traceback__)[-1]
+        return CaseResult(**base, verdict=Verdict.ERROR,
+                          message=f"espspec raised {type(e).__name__}: {e} "
+                                  f"({where.filename}:{where.lineno})",
+                          seconds=time.perf_counter() - started)
     seconds = time.perf_counter() - started
     verdicts = {f.verdict for f in sink}
     verdict = (Verdict.NON_STRICT if Verdict.NON_STRICT in verdicts
@@ -111,5 +156,10 @@ def run_case(case, factory: IutFactory, profile: Profile, caps: Capabilities, *,
 
 
 def failed(results: list[CaseResult], strict: bool) -> bool:
-    bad = {Verdict.FAIL} | ({Verdict.NON_STRICT} if strict else set())
+    bad = {Verdict.FAIL, Verdict.ERROR} | ({Verdict.NON_STRICT} if strict else set())
     return any(r.verdict in bad for r in results)
+
+
+def nothing_tested(results: list[CaseResult]) -> bool:
+    """Every case was ruled out (UNSUPPORTED): the run says nothing about the IUT."""
+    return all(r.verdict is Verdict.UNSUPPORTED for r in results)

@@ -1,12 +1,23 @@
 """One test session: an installed IUT, its judge, and the step log.
 
 Theory of operation: a ``Session`` is what a suite case or a lockstep machine works with.
-It makes deterministic SA configurations for a profile (keys derived from the profile
-name and a seed, fixed SPIs), installs them in the IUT, and offers the moves a scenario is
-made of — the IUT sends, the model's peer sends, a packet is delivered (possibly changed
-on the way) — each judged at once. Every move is logged as ``(verb, kwargs)`` so that a
-failing scenario can be printed and replayed with ``replay``. IUT exceptions become
-IUT-NO-CRASH findings. It is I/O-free apart from what the IUT itself does.
+It builds the IUT with the factory, installs a fresh pair of SAs in it, and offers the
+moves a scenario is made of -- the IUT sends, the model's peer sends, a packet is
+delivered (possibly changed on the way) -- each judged at once. Every move is logged as
+``(verb, kwargs)`` so that a failing scenario can be printed and replayed with ``replay``.
+
+Each session has a label (case, profile, ordinal) from which its SPIs and keys are
+derived with the run's seed, so no two sessions of a run share an SA: state a long-lived
+IUT keeps under an SPI cannot leak from one session into the next, and a rerun with the
+same seed builds the same SAs. The empty label is the fixed SAs of results files written
+before labels existed.
+
+Every call into the IUT goes through ``_call``, which turns what can go wrong into the
+finding that names it: an exception (IUT-NO-CRASH), a hang (IUT-HANG, raised as
+``IutLost`` so that Hypothesis does not retry a scenario that costs a deadline each time),
+a dead process or daemon (IUT-CRASH), an answer outside the contract (IUT-CONTRACT). It
+also records a one-line summary of every answer (``answers``), so two runs of the same
+steps can be compared. It is I/O-free apart from what the IUT itself does.
 """
 
 from __future__ import annotations
@@ -19,20 +30,53 @@ from spec_model import Kdf, Mode, Profile
 from spec_model.errors import DecodeError, SendRefused
 from spec_model.kdf import ROOT_KEY_LEN
 from spec_model.profile import SubSaLocation
+from spec_model.receiver import Delivered, Dropped
 
-from ..contract import Iut, IutFactory, Refused, SaConfig
+from ..contract import (IutCrash, IutFactory, IutHang, IutRaised, Refused, SaConfig,
+                        contract_violation)
+from . import stop
+from .isolation import Unsendable
 from .judge import Finding, Verdict
 
-SPI_OUT = 0x0000_1000
+SPI_OUT = 0x0000_1000          # the fixed SAs of unlabelled (version-1) sessions
 SPI_IN = 0x0000_2000
 
 
+def _derive(seed: int, label: str, what: str, n: int) -> bytes:
+    out = b""
+    while len(out) < n:
+        out += hashlib.sha256(f"espspec/{seed}/{label}/{what}/{len(out)}".encode()).digest()
+    return out[:n]
+
+
 def keymat(profile: Profile, label: str, seed: int) -> bytes:
+    """The fixed key material of unlabelled sessions (``label`` is "out" or "in")."""
     n = ROOT_KEY_LEN[profile.kdf] if profile.kdf is not Kdf.NONE else profile.aead_spec.keymat_len
     out = b""
     while len(out) < n:
         out += hashlib.sha256(f"espspec/{label}/{profile.name}/{seed}/{len(out)}".encode()).digest()
     return out[:n]
+
+
+def _spi(profile: Profile, seed: int, label: str, what: str) -> int:
+    """A 31-bit SPI from the label, aligned for the sub-SA ID where the SPI carries it,
+    never in the reserved range (RFC 4303 §2.1)."""
+    bits = profile.subsa_bits if profile.subsa is SubSaLocation.SPI else 0
+    spi = int.from_bytes(_derive(seed, label, what, 4), "big") & 0x3FFF_FFFF
+    spi &= ~((1 << bits) - 1)
+    return spi | 0x0001_0000 if spi < 0x0001_0000 else spi
+
+
+def sa_pair(profile: Profile, label: str, seed: int) -> tuple[SaConfig, SaConfig]:
+    """The (outbound, inbound) SAs of the session ``label``."""
+    if not label:
+        return (SaConfig(profile, SPI_OUT, keymat(profile, "out", seed)),
+                SaConfig(profile, SPI_IN, keymat(profile, "in", seed)))
+    n = ROOT_KEY_LEN[profile.kdf] if profile.kdf is not Kdf.NONE else profile.aead_spec.keymat_len
+    out_spi = _spi(profile, seed, label, "spi-out")
+    in_spi = _spi(profile, seed, label, "spi-in") | 0x4000_0000    # never out's SPI
+    return (SaConfig(profile, out_spi, _derive(seed, label, "key-out", n)),
+            SaConfig(profile, in_spi, _derive(seed, label, "key-in", n)))
 
 
 def make_payload(profile: Profile, size: int, fill: int = 0xA5, v6: bool = False
@@ -53,57 +97,130 @@ class ConformanceFailure(AssertionError):
     """Raised inside a scenario on the first finding that fails the run."""
 
     def __init__(self, findings: list[Finding], steps: list[tuple[str, dict]],
-                 profile: Profile | None = None) -> None:
+                 profile: Profile | None = None, session: str = "",
+                 answers: list[str] | None = None) -> None:
         super().__init__("; ".join(str(f) for f in findings))
         self.findings = findings
         self.steps = steps
         self.profile = profile      # the profile the failing session ran (may be a variant)
+        self.session = session      # the label of the failing session (its SPIs and keys)
+        self.answers = answers or []
+
+
+class IutLost(BaseException):
+    """The IUT stopped answering: ends the case at once. A BaseException, so that
+    Hypothesis does not shrink a scenario each retry of which costs a deadline."""
+
+    def __init__(self, failure: ConformanceFailure) -> None:
+        super().__init__(str(failure))
+        self.failure = failure
+
+
+def describe(verb: str, value) -> str:
+    """One line that says what the IUT answered, without the bytes that vary by design
+    (random IVs): what two runs of the same steps must agree on."""
+    if isinstance(value, Refused):
+        return f"{verb}: Refused({value.requirement})"
+    if isinstance(value, bytes):
+        return f"{verb}: {len(value)} bytes"
+    if isinstance(value, Delivered):
+        return (f"{verb}: Delivered(sub-SA {value.sub_sa}, SN {value.seq}, "
+                f"{len(value.payload)} bytes, next header {value.next_header})")
+    if isinstance(value, Dropped):
+        return f"{verb}: Dropped({value.reason.value if value.reason else None})"
+    if value is None or isinstance(value, (bool, int, str, list, tuple)):
+        return f"{verb}: {value!r}"[:160]
+    return f"{verb}: a {type(value).__name__}"
 
 
 @dataclass
 class Session:
-    iut: Iut
+    factory: IutFactory
     profile: Profile
     seed: int = 0
     strict: bool = False
+    label: str = ""
+    sink: list[Finding] | None = None     # collects findings that do not fail the run
     steps: list[tuple[str, dict]] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
-    sink: list[Finding] | None = None     # collects findings that do not fail the run
+    answers: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         from .judge import Judge
-        self.outbound = SaConfig(self.profile, SPI_OUT, keymat(self.profile, "out", self.seed))
-        self.inbound = SaConfig(self.profile, SPI_IN, keymat(self.profile, "in", self.seed))
-        self.caps = self.iut.capabilities()
-        self.iut.install(self.outbound, self.inbound)
-        self.judge = Judge(self.outbound, self.inbound, self.caps)
+        self.failure: ConformanceFailure | None = None
         self.in_flight: list[tuple[str, bytes]] = []
+        self.outbound, self.inbound = sa_pair(self.profile, self.label, self.seed)
+        self.iut = None
+        self.iut = self._call("constructor", self.factory)
+        try:
+            self.caps = self._call("capabilities", self.iut.capabilities)
+            self.judge = Judge(self.outbound, self.inbound, self.caps)
+            self._call("install", self.iut.install, self.outbound, self.inbound)
+        except (ConformanceFailure, IutLost):
+            self.close()
+            raise
 
     @classmethod
     def open(cls, factory: IutFactory, profile: Profile, **kw) -> "Session":
-        return cls(factory(), profile, **kw)
+        return cls(factory, profile, **kw)
+
+    @classmethod
+    def without_sas(cls, profile: Profile) -> "Session":
+        """A session that builds nothing and installs nothing: only its guarded calls
+        (``_call``) and findings, for talking to an IUT before any SA exists."""
+        s = cls.__new__(cls)
+        s.factory, s.profile, s.seed, s.strict, s.label, s.sink = None, profile, 0, False, "", None
+        s.steps, s.findings, s.answers, s.failure, s.iut = [], [], [], None, None
+        return s
 
     # --- bookkeeping -------------------------------------------------------------------------
     def log(self, verb: str, **kwargs) -> None:
         self.steps.append((verb, kwargs))
+
+    def _failure(self, findings: list[Finding]) -> ConformanceFailure:
+        self.failure = ConformanceFailure(findings, list(self.steps), self.profile,
+                                          self.label, list(self.answers))
+        return self.failure
 
     def judge_all(self, findings: list[Finding]) -> None:
         self.findings.extend(findings)
         failing = [f for f in findings if f.verdict is Verdict.FAIL
                    or (self.strict and f.verdict is Verdict.NON_STRICT)]
         if failing:
-            raise ConformanceFailure(failing, list(self.steps), self.profile)
+            raise self._failure(failing)
         if self.sink is not None:
             self.sink.extend(findings)
 
-    def _call(self, what: str, fn, *args):
+    def _call(self, verb: str, fn, *args):
+        """Call one IUT verb; whatever goes wrong becomes the finding that names it."""
+        stop.check()
         try:
-            return fn(*args)
-        except ConformanceFailure:
+            value = fn(*args)
+        except (ConformanceFailure, IutLost):
             raise
-        except Exception as e:  # the IUT crashed: that is a finding, not our traceback
-            self.judge_all([Finding.of("IUT-NO-CRASH", f"{what} raised {type(e).__name__}: "
-                                                       f"{e}")])
+        except IutHang as e:
+            self.findings.append(Finding.of("IUT-HANG", str(e)))
+            raise IutLost(self._failure([self.findings[-1]])) from None
+        except IutCrash as e:
+            self.answers.append(f"{verb}: crashed ({e.how})")
+            self.judge_all([Finding.of("IUT-CRASH", str(e))])
+        except Unsendable as e:
+            self.answers.append(f"{verb}: unsendable")
+            self.judge_all([Finding.of("IUT-CONTRACT", f"{verb} returned {e}, which is "
+                                                       f"none of the contract's types")])
+        except IutRaised as e:
+            self.answers.append(f"{verb}: raised {e.type_name}")
+            self.judge_all([Finding.of("IUT-NO-CRASH", f"{verb} raised {e}")])
+        except Exception as e:  # an in-process IUT raised: a finding, not our traceback
+            self.answers.append(f"{verb}: raised {type(e).__name__}")
+            self.judge_all([Finding.of("IUT-NO-CRASH", f"{verb} raised "
+                                                       f"{type(e).__name__}: {e}")])
+        problem = contract_violation(verb, value)
+        if problem:
+            self.answers.append(f"{verb}: outside the contract ({type(value).__name__})")
+            self.judge_all([Finding.of("IUT-CONTRACT", f"{verb} {problem}")])
+        self.answers.append(describe(verb, value))
+        return value
 
     # --- moves -------------------------------------------------------------------------------
     def iut_send(self, sub_sa: int, size: int, v6: bool = False) -> bytes | Refused | None:
@@ -227,27 +344,54 @@ class Session:
         peer.set_counter(sub_sa, value)
 
     def close(self) -> None:
-        try:
-            self.iut.close()
-        except Exception:  # closing a crashed IUT must not hide the finding
-            pass
+        """Close the IUT; a failure to close is a finding only while nothing else failed
+        (closing a crashed IUT must not hide the finding that ended the session)."""
+        iut, self.iut = self.iut, None
+        if iut is None:
+            return
+        if self.failure is not None:
+            try:
+                iut.close()
+            except Exception:  # noqa: BLE001
+                pass
+            return
+        self._call("close", iut.close)
 
 
 VERBS = {"iut_send", "peer_send", "deliver", "deliver_bytes", "duplicate", "drop",
          "deliver_changed", "hold_past_window", "jump_iut", "jump_peer"}
 
 
-def replay(factory: IutFactory, profile: Profile, steps: list[tuple[str, dict]],
-           seed: int = 0, strict: bool = False) -> list[Finding]:
-    """Run a logged step list again; returns the findings (raises nothing)."""
-    session = Session.open(factory, profile, seed=seed, strict=strict)
+def rerun(factory: IutFactory, profile: Profile, steps: list[tuple[str, dict]],
+          seed: int = 0, strict: bool = False, session: str = "") -> Session | ConformanceFailure:
+    """Run a logged step list again on a fresh session with the same label: the session
+    after the last step, or the failure that ended it (an IUT hang included)."""
+    try:
+        s = Session.open(factory, profile, seed=seed, strict=strict, label=session)
+    except ConformanceFailure as failure:
+        return failure
+    except IutLost as lost:
+        return lost.failure
+    outcome: Session | ConformanceFailure = s
     try:
         for verb, kwargs in steps:
             if verb not in VERBS:
                 raise ValueError(f"unknown step {verb!r}")
-            getattr(session, verb)(**kwargs)
+            getattr(s, verb)(**kwargs)
     except ConformanceFailure as failure:
-        return failure.findings
-    finally:
-        session.close()
-    return session.findings
+        outcome = failure
+    except IutLost as lost:
+        outcome = lost.failure
+    try:
+        s.close()
+    except ConformanceFailure as failure:       # the close itself failed
+        outcome = failure
+    except IutLost as lost:
+        outcome = lost.failure
+    return outcome
+
+
+def replay(factory: IutFactory, profile: Profile, steps: list[tuple[str, dict]],
+           seed: int = 0, strict: bool = False, session: str = "") -> list[Finding]:
+    """Run a logged step list again; returns the findings (raises nothing)."""
+    return rerun(factory, profile, steps, seed, strict, session).findings
