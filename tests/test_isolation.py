@@ -252,3 +252,36 @@ def test_closed_pipe_is_quiet():
 def test_no_progress_lines_when_stderr_is_not_a_terminal():
     run = espspec("run", "--iut", "reference", "--profile", "esp", "--suite", "wire")
     assert "[#" not in run.stderr and len(run.stderr.strip().splitlines()) == 1
+
+
+def test_replay_reproduces_a_crash_before_any_step(tmp_path):
+    run = espspec("run", "--iut", "tests.misbehaving:ExitInInstall", "--profile", "esp",
+                  "--suite", "wire", "--report", str(tmp_path))
+    assert run.returncode == 1
+    again = espspec("replay", str(tmp_path / "results.json"), "--case", "wire/lockstep",
+                    "--profile", "esp", "--iut", "tests.misbehaving:ExitInInstall")
+    assert again.returncode == 1, again.stderr
+    assert "IUT-CRASH" in again.stdout and "reproduced" in again.stdout
+    assert_clean(again)
+
+
+def test_replay_of_a_hang_is_bounded_by_the_deadline(tmp_path):
+    run = espspec("run", "--iut", "tests.misbehaving:HangingUnprotect", "--profile", "esp",
+                  "--suite", "replay", "--timeout", "0.5", "--report", str(tmp_path))
+    assert run.returncode == 1
+    case = next(c for c in results(tmp_path)["cases"] if c["verdict"] == "FAIL")
+    again = espspec("replay", str(tmp_path / "results.json"), "--case", case["case"],
+                    "--profile", "esp", "--iut", "tests.misbehaving:HangingUnprotect",
+                    "--timeout", "0.5")
+    assert again.returncode == 1 and "IUT-HANG" in again.stdout, again.stdout
+    assert_clean(again)
+
+
+def test_pytest_plugin_isolates_the_iut_too():
+    run = subprocess.run([sys.executable, "-m", "pytest", "--pyargs",
+                          "suites.test_conformance", "--iut",
+                          "tests.misbehaving:SegfaultInProtect", "--profile", "esp", "-q",
+                          "-p", "no:cacheprovider", "--espspec-suite", "nonce"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=240)
+    assert run.returncode == 1, run.stdout[-2000:]          # failures, not a dead pytest
+    assert "IUT-CRASH" in run.stdout and "killed by SIGSEGV" in run.stdout

@@ -24,6 +24,15 @@ from .replay import cmd_replay
 from .run import cmd_run
 
 
+def _isolation_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
+                   help=f"deadline for each IUT verb (default {DEFAULT_TIMEOUT:g} s); a verb "
+                   f"that does not answer in time is an IUT-HANG finding")
+    p.add_argument("--in-process", action="store_true", help="call the IUT in espspec's "
+                   "own process (for debugging): no deadline, and a crash of the IUT ends "
+                   "espspec")
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="espspec", description="Conformance and fuzzing suite "
                                  "for IPsec ESP, sub-SAs, EESP and PSP")
@@ -50,18 +59,15 @@ def build_parser() -> argparse.ArgumentParser:
                      help="Hypothesis budget: ci (fast) or certify (deep)")
     run.add_argument("--report", metavar="DIR", help="write results.json into DIR")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    run.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
-                     help=f"deadline for each IUT verb (default {DEFAULT_TIMEOUT:g} s); a "
-                     f"verb that does not answer in time is an IUT-HANG finding")
-    run.add_argument("--in-process", action="store_true", help="call the IUT in espspec's "
-                     "own process (for debugging): no deadline, and a crash of the IUT "
-                     "ends espspec")
+    _isolation_options(run)
     run.set_defaults(func=cmd_run)
     rp = sub.add_parser("replay", help="replay a failing case's steps from results.json")
     rp.add_argument("results")
     rp.add_argument("--case", required=True)
     rp.add_argument("--profile", required=True)
-    rp.add_argument("--iut", help="another IUT than the one in the results")
+    rp.add_argument("--iut", help="the IUT to replay against; required when the results "
+                    "name a module:factory IUT (only entry-point names are taken from a file)")
+    _isolation_options(rp)
     rp.set_defaults(func=cmd_replay)
     mu = sub.add_parser("mutants", help="list the seeded-bug mutants")
     mu.set_defaults(func=cmd_mutants)

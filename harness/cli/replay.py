@@ -8,15 +8,15 @@ named with ``--iut``, or else the one the file names, but only when that is a na
 ``mutant:NAME``, a vendor's registered adapter). A ``module:factory`` in a file would
 import and call arbitrary code, so it is refused with a one-line error asking for
 ``--iut``; the spec is not imported to find out. The steps run through the engine's
-``replay`` (with the session label they ran under, when the file has one and the engine
-takes it), and the command says whether the failure reproduced (exit 1) or not (exit 0).
+``replay`` (with the session label they ran under, so the SAs are the same), in a worker
+process with a deadline per verb as ``espspec run`` does unless ``--in-process``, and the
+command says whether the failure reproduced (exit 1) or not (exit 0).
 Every refusal is an exception the command line prints as one line with exit status 2.
 """
 
 from __future__ import annotations
 
 import argparse
-import inspect
 from importlib.metadata import entry_points
 
 from spec_model.errors import EspSpecError
@@ -53,22 +53,25 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from ..loader import load_iut
     from ..results.document import load_steps
     from ..results.text import format_steps
+    from ..engine.isolation import Isolated
     from ..engine.session import replay
     loaded = load_steps(args.results, args.case, args.profile)
     iut = iut_to_replay(args.iut, loaded.iut)
     factory = load_iut(iut)
-    extra = {}
-    if loaded.session and "session" in inspect.signature(replay).parameters:
-        extra["session"] = loaded.session
+    isolated = None if args.in_process else Isolated(factory, args.timeout)
     try:
-        findings = replay(factory, loaded.profile, list(loaded.steps), seed=loaded.seed,
-                          strict=loaded.strict, **extra)
+        findings = replay(isolated or factory, loaded.profile, list(loaded.steps),
+                          seed=loaded.seed, strict=loaded.strict, session=loaded.session)
     except (ArithmeticError, LookupError) as e:
         # steps that passed the schema but still do not run, e.g. a packet delivered from
         # an empty in-flight list after a peer_send the model refused
         raise StepsDoNotRun(f"the steps of {args.case} on {args.profile} do not run against "
                             f"{iut}: {type(e).__name__}: {e}") from None
-    print(format_steps(list(loaded.steps), indent=""))
+    finally:
+        if isolated is not None:
+            isolated.shutdown()
+    print(format_steps(list(loaded.steps), indent="") if loaded.steps else
+          "(no steps: the failure came while the IUT was built or its SAs installed)")
     failing = [f for f in findings if f.verdict.value == "FAIL"]
     for f in findings:
         print(f)

@@ -51,7 +51,7 @@ def result_dict(r: CaseResult, iut: str, seed: int) -> dict:
     session = getattr(r, "session", "")
     if session:
         out["session"] = session
-    if r.steps:
+    if r.steps or session:      # a failure before any step (a crash in install) replays too
         out["steps"] = [{"step": verb, **kwargs} for verb, kwargs in r.steps]
         from spec_model import NAMED
         if r.ran_profile is not None and (r.ran_profile.name != r.profile
