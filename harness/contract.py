@@ -94,6 +94,7 @@ class Capabilities:
     enforces_limits: bool = False      # refuses to send past hard limits
     rekey: bool = False                # has the rekey verb: replaces both SAs in place
     rekey_overlap: bool = False        # after a rekey, still accepts the old inbound SA
+    #                                    (the one just replaced, until the next rekey)
     notes: tuple[str, ...] = field(default=())
 
     def unsupported(self, p: Profile) -> str | None:

@@ -139,6 +139,23 @@ _TABLE: tuple[tuple[str, str, Level, Severity, str], ...] = (
      "A key shared by sub-SAs never protects more than 2^64 packets."),
     ("LIMIT-RECEIVER-ENFORCE", "seed §4.5", S, STR,
      "A receiver drops packets past the per-sub-SA hard limit."),
+    # --- rekey: a new SA replaces the old one ---------------------------------------------
+    ("REKEY-FRESH-COUNTER", "RFC 4303 §2.2, §3.3.3; EESP (peer header)", M, INT,
+     "A new SA's sender counter starts at 0 (the counter is reset by establishing a new "
+     "SA), so its first packet carries 1, however many the SA it replaced sent."),
+    ("REKEY-FRESH-WINDOW", "RFC 4303 §3.4.3", M, INT,
+     "A new SA's receive counter and window start at 0: its SN 1 is delivered even after "
+     "the SA it replaced accepted high sequence numbers."),
+    ("REKEY-OLD-SA", "RFC 4303 §3.4.2; espspec IUT contract (docs/adapters.md, rekey)", M,
+     SEC, "A rekey replaces the SA: afterwards nothing is sent on the old SA, and a packet "
+     "for the old inbound SPI is dropped as having no valid SA, unless the IUT declares an "
+     "overlap, during which the old SA keeps its own window."),
+    ("REKEY-LIMITS-RESTART", "seed §4.5; SP 800-38D §8.3", M, CRY,
+     "Packet and byte limits and the 2^64 cap of a shared key count what one key "
+     "protected: they start from zero for the new SA's key."),
+    ("REKEY-DUE-LEADS-TO-REKEY", "seed §4.5", M, CRY,
+     "Once the soft limit makes a rekey due, rekeying makes it not due (the new SA's "
+     "counts start from zero) and packets flow on the new SA."),
     # --- conformance of the two ends as a whole -------------------------------------------
     ("SEND-WITHIN-LIMITS", "RFC 4303 §3.3; seed §4.5", M, INT,
      "A sender protects every packet that its counters and limits allow."),

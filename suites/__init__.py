@@ -67,6 +67,7 @@ def _load() -> None:
         except ModuleNotFoundError as e:
             if e.name != f"{__name__}.{family}":
                 raise
+    from . import rekey  # noqa: F401 -- its cases join the limits and replay families
 
 
 _load()

@@ -2,9 +2,9 @@
 
 Theory of operation: a thin adapter that runs ``spec_model.Sender`` for the outbound SA
 and ``spec_model.Receiver`` for the inbound one. It supports every profile the model
-does, so the suites must pass against it; the seeded-bug mutants subclass it and replace
-one piece each. Subclasses override the ``sender_class`` / ``receiver_class`` hooks or
-the verbs themselves.
+does (and replaces both SAs on ``rekey``, without an overlap), so the suites must pass
+against it; the seeded-bug mutants subclass it and replace one piece each. Subclasses
+override the ``sender_class`` / ``receiver_class`` hooks or the verbs themselves.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ ALL = Capabilities(
     modes=frozenset(m.value for m in Mode),
     max_sub_sas=1 << 16, max_crypt_offset=63, replay_window=None, anti_replay=True,
     can_set_counters=True, reports_drop_reasons=True, reports_counters=True,
-    enforces_limits=True,
+    enforces_limits=True, rekey=True, rekey_overlap=False,
 )
 
 
@@ -71,6 +71,12 @@ class ReferenceIut:
     def rekey_due(self) -> str | None:
         """Optional verb: the requirement ID that makes a rekey due now, or None."""
         return self.sender.rekey_due()
+
+    def rekey(self, outbound: SaConfig, inbound: SaConfig) -> None:
+        """Optional verb: replace both SAs by new ones, a fresh Sender and Receiver. The
+        old inbound SA goes at once (no overlap, as the capabilities say): its packets
+        are dropped for their unknown SPI."""
+        self.install(outbound, inbound)
 
     def close(self) -> None:
         self.sender = self.receiver = None

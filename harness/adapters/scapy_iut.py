@@ -31,6 +31,7 @@ CAPABILITIES = Capabilities(
     modes=frozenset({"tunnel", "transport"}), max_sub_sas=1, max_crypt_offset=0,
     replay_window=None, anti_replay=False, can_set_counters=True,
     reports_drop_reasons=False, reports_counters=True, enforces_limits=False,
+    rekey=True, rekey_overlap=False,
     notes=("scapy.layers.ipsec has no anti-replay (its docstring says so)",
            "random explicit IVs for GCM and ChaCha20-Poly1305"),
 )
@@ -88,6 +89,11 @@ class ScapyIut:
             raw = bytes(out)
             return Delivered(None, None, raw, 41 if raw[:1] and raw[0] >> 4 == 6 else 4)
         return Delivered(None, None, bytes(out.payload), out.proto)
+
+    def rekey(self, outbound: SaConfig, inbound: SaConfig) -> None:
+        """New SecurityAssociations replace the old ones (scapy keeps no SA table, so the
+        old inbound SPI is unknown at once: its packets fail scapy's SPI check)."""
+        self.install(outbound, inbound)
 
     def set_counter(self, sub_sa: int, value: int) -> None:
         # scapy sends self.seq_num next and keeps the ESN high half as a fixed setting

@@ -3,7 +3,8 @@
 Theory of operation: a ``Session`` is what a suite case or a lockstep machine works with.
 It builds the IUT with the factory, installs a fresh pair of SAs in it, and offers the
 moves a scenario is made of -- the IUT sends, the model's peer sends, a packet is
-delivered (possibly changed on the way) -- each judged at once. Every move is logged as
+delivered (possibly changed on the way), both SAs are replaced by a rekey
+(``harness.engine.rekey``) -- each judged at once. Every move is logged as
 ``(verb, kwargs)`` so that a failing scenario can be printed and replayed with ``replay``.
 
 Each session has a label (case, profile, ordinal) from which its SPIs and keys are
@@ -343,6 +344,17 @@ class Session:
         self.log("jump_peer", sub_sa=sub_sa, delta=delta)
         peer.set_counter(sub_sa, value)
 
+    def rekey(self) -> bool:
+        """Replace both SAs by new ones (the IUT's optional ``rekey`` verb, when its
+        capabilities declare it) and the judge by one on the new SAs that knows the old
+        ones (``harness.engine.rekey``). Packets in flight stay in flight."""
+        if not self.caps.rekey:
+            return False
+        from .rekey import rekey
+        self.log("rekey")
+        rekey(self)
+        return True
+
     def close(self) -> None:
         """Close the IUT; a failure to close is a finding only while nothing else failed
         (closing a crashed IUT must not hide the finding that ended the session)."""
@@ -359,7 +371,7 @@ class Session:
 
 
 VERBS = {"iut_send", "peer_send", "deliver", "deliver_bytes", "duplicate", "drop",
-         "deliver_changed", "hold_past_window", "jump_iut", "jump_peer"}
+         "deliver_changed", "hold_past_window", "jump_iut", "jump_peer", "rekey"}
 
 
 def rerun(factory: IutFactory, profile: Profile, steps: list[tuple[str, dict]],

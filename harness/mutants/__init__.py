@@ -24,6 +24,9 @@ Mutants sometimes break both ends (a wrong AAD built by the sender and expected 
 receiver), because a real implementation shares that code; each still has one bug.
 ``rekey_due()`` is an optional IUT verb (the reference has it; suites look for it with
 ``getattr(iut, "rekey_due", None)`` and compare it with the model's ``Sender.rekey_due``).
+So is ``rekey(outbound, inbound)`` (``Capabilities.rekey``): the module ``rekey`` holds the
+mutants whose rekey carries old state into the new SA, filed under ``limits`` and
+``replay``.
 ``selfcheck.demonstrate(name)`` runs a hand-written scenario that shows each mutant
 differing from the reference.
 """
@@ -31,7 +34,7 @@ differing from the reference.
 from __future__ import annotations
 
 # importing a family module registers its mutants, in this order
-from . import nonce, replay, limits, wire  # noqa: F401, I001
+from . import nonce, replay, limits, wire, rekey  # noqa: F401, I001
 from .base import FAMILIES, MUTANT_INFO, MUTANTS, MutantInfo, MutantIut
 
 __all__ = ["FAMILIES", "MUTANTS", "MUTANT_INFO", "MutantInfo", "MutantIut", "factory"]

@@ -64,8 +64,8 @@ def register(*, family: str, bug: str, requirements: tuple[str, ...],
 
 
 class MutantIut(ReferenceIut):
-    """The reference IUT (with its optional verb ``rekey_due``). Every mutant derives
-    from this class."""
+    """The reference IUT (with its optional verbs ``rekey_due`` and ``rekey``). Every
+    mutant derives from this class."""
 
     name = "mutant"
 

@@ -6,8 +6,9 @@ share of the hard limit (or the hard limit of the sum), and the soft limit that 
 rekey due. Each mutant here either hands the sender a wrong policy (one field changed with
 ``dataclasses.replace``: the share not divided by N, one packet too many, a counter space
 that ignores the sub-SA ID bits) or changes one decision (a counter that wraps, a rekey
-judged on one sub-SA's count). The IUT contract has no rekey verb, so ``MutantIut`` adds
-the optional ``rekey_due()``; the others show as a packet where the model refuses.
+judged on one sub-SA's count). The rekey threshold is seen through the optional verb
+``rekey_due()``; the others show as a packet where the model refuses. Mutants of the
+``rekey`` verb itself are in ``rekey.py``.
 
 The named profiles carry no hard or soft limits of their own; only the 2^64 cap on a key
 shared by sub-SAs (``esp-subsa-salt``: 2^62 packets per sub-SA) and the counter space

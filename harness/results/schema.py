@@ -155,6 +155,7 @@ STEP_ARGS: dict[str, dict[str, Arg]] = {
     "hold_past_window": {"sub_sa": SUB_SA, "extra": Arg("int", -U16, U16)},
     "jump_iut": {"sub_sa": SUB_SA_STATE, "value": Arg("int", 0, U64)},
     "jump_peer": {"sub_sa": SUB_SA_STATE, "delta": Arg("int", 0, U64)},
+    "rekey": {},
 }
 #: steps that take a packet from the in-flight list (and need one there)
 TAKES_IN_FLIGHT = frozenset({"deliver", "duplicate", "drop", "deliver_changed"})
