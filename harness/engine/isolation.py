@@ -13,7 +13,10 @@ answer cannot be sent (an object outside the contract). The proxy waits at most
 * the pipe ends: the worker is reaped and ``IutCrash`` names the signal or exit status;
 * ``raised``: ``IutRaised`` carries the IUT's exception type and message.
 
-The next IUT made after a hang or crash forks a fresh worker. The worker leads its own
+``call_many`` pipelines calls of one verb whose arguments do not depend on the answers
+(a run of packets delivered in a row): the requests go in one message and the answers
+come back one by one, each under the deadline, so a hang is still found per verb. The
+next IUT made after a hang or crash forks a fresh worker. The worker leads its own
 process group, so whatever it started (a daemon) is killed with it, by that group's ID,
 which is the worker's PID; it also dies with espspec (``PR_SET_PDEATHSIG``), and
 ``shutdown_all`` ends every live worker on the way out. Nothing here judges anything:
@@ -25,10 +28,13 @@ from __future__ import annotations
 import ctypes
 import itertools
 import os
+import pickle
+import select
 import signal
+import socket
 import sys
 import time
-from multiprocessing.connection import Connection, Pipe
+from collections import deque
 
 from ..contract import (OPTIONAL_VERBS, Capabilities, IutCrash, IutFactory, IutHang,
                         IutRaised)
@@ -38,6 +44,63 @@ _PR_SET_PDEATHSIG = 1
 _LIVE: dict[int, "Worker"] = {}  # pid -> worker, for shutdown_all
 
 
+class Channel:
+    """One end of a socket pair carrying length-prefixed pickles. It reads greedily (all
+    that has arrived, in one system call) and keeps the frames it has not handed out, so
+    a run of pipelined answers costs one read, not a poll and two reads each."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.buf = bytearray()
+        self.chunk = bytearray(1 << 18)
+        self.view = memoryview(self.chunk)
+        self.frames: deque = deque()
+        self.eof = False
+        self.poller = select.poll()
+        self.poller.register(sock.fileno(), select.POLLIN)
+
+    def send(self, obj) -> None:
+        data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)   # may raise: nothing sent
+        self.sock.sendall(len(data).to_bytes(4, "big") + data)
+
+    def _read(self) -> None:
+        got = self.sock.recv_into(self.chunk)
+        if not got:
+            self.eof = True
+            return
+        buf = self.buf
+        buf += self.view[:got]
+        at = 0
+        while len(buf) - at >= 4:
+            n = int.from_bytes(buf[at:at + 4], "big")
+            if len(buf) - at - 4 < n:
+                break
+            self.frames.append(pickle.loads(buf[at + 4:at + 4 + n]))
+            at += 4 + n
+        del buf[:at]
+
+    def poll(self, timeout: float | None) -> bool:
+        """A frame (or the end of the stream) is there within ``timeout`` seconds."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self.frames and not self.eof:
+            wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not self.poller.poll(None if wait is None else int(wait * 1000) + 1):
+                if deadline is not None and time.monotonic() >= deadline:
+                    return False
+                continue
+            self._read()
+        return True
+
+    def recv(self):
+        self.poll(None)
+        if self.frames:
+            return self.frames.popleft()
+        raise EOFError
+
+    def close(self) -> None:
+        self.sock.close()
+
+
 def _die_with_parent() -> None:
     try:
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -45,7 +108,7 @@ def _die_with_parent() -> None:
         pass                       # not Linux: the pipe's end still stops an idle worker
 
 
-def _serve(conn: Connection, factory: IutFactory) -> None:
+def _serve(conn: Channel, factory: IutFactory) -> None:
     """The worker's loop: (op, handle, verb, args) in, one answer out, until EOF."""
     objects: dict[int, object] = {}
     while True:
@@ -62,15 +125,31 @@ def _serve(conn: Connection, factory: IutFactory) -> None:
                          tuple(v for v in OPTIONAL_VERBS if callable(getattr(obj, v, None))))
             elif op == "call":
                 value = getattr(objects[handle], verb)(*args)
+            elif op == "many":                   # one answer sent per call, in order
+                fn = getattr(objects[handle], verb)
+                for one in args[:-1]:
+                    _send(conn, _answer(fn, one))
+                value = fn(*args[-1])
             elif op == "drop":
                 objects.pop(handle, None)
             reply = ("ok", value)
         except BaseException as e:  # noqa: BLE001 -- sys.exit in an IUT is an answer too
             reply = ("raised", type(e).__name__, str(e)[:2000])
-        try:
-            conn.send(reply)
-        except Exception as e:  # the answer cannot be pickled: outside the contract
-            conn.send(("unsendable", f"{type(value).__name__} ({type(e).__name__}: {e})"))
+        _send(conn, reply)
+
+
+def _answer(fn, args: tuple) -> tuple:
+    try:
+        return ("ok", fn(*args))
+    except BaseException as e:  # noqa: BLE001
+        return ("raised", type(e).__name__, str(e)[:2000])
+
+
+def _send(conn: Channel, reply: tuple) -> None:
+    try:
+        conn.send(reply)
+    except Exception as e:  # the answer cannot be pickled: outside the contract
+        conn.send(("unsendable", f"{type(reply[1]).__name__} ({type(e).__name__}: {e})"))
 
 
 def _version(obj) -> str | None:
@@ -93,7 +172,8 @@ class Worker:
     """One forked worker process and our end of its pipe."""
 
     def __init__(self, factory: IutFactory) -> None:
-        ours, theirs = Pipe()
+        a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        ours, theirs = Channel(a), Channel(b)
         sys.stdout.flush()
         sys.stderr.flush()
         pid = os.fork()
@@ -139,6 +219,28 @@ class Worker:
         except (EOFError, OSError):
             raise IutCrash(verb, self._reap()) from None
         return reply
+
+    def request_many(self, handle: int, verb: str, calls: list[tuple], timeout: float
+                     ) -> list[tuple]:
+        """``verb`` once per argument tuple, the requests in one message, each answer
+        waited for under ``timeout``: pipelined calls. The answers in order, ending early
+        with a ("hang",) or ("crash", how) entry when the worker stopped answering."""
+        if not self.alive:
+            return [("crash", f"the IUT's process had already ended ({self.status})")]
+        try:
+            self.conn.send(("many", handle, verb, calls))
+        except (BrokenPipeError, ConnectionResetError, OSError):
+            return [("crash", self._reap())]
+        replies: list[tuple] = []
+        for _ in calls:
+            if not self.conn.poll(timeout):
+                self.kill(f"hung in {verb}")
+                return replies + [("hang",)]
+            try:
+                replies.append(self.conn.recv())
+            except (EOFError, OSError):
+                return replies + [("crash", self._reap())]
+        return replies
 
     def _reap(self) -> str:
         """Wait (briefly) for the dead worker, kill what is left of its group."""
@@ -207,6 +309,23 @@ class IsolatedIut:
         if reply[0] == "raised":
             raise IutRaised(verb, reply[1], reply[2])
         raise Unsendable(reply[1])
+
+    def call_many(self, verb: str, calls: list[tuple]) -> list:
+        """Pipelined calls of one verb: per call its answer, or the exception a single
+        call would have raised; the list ends at a hang or a crash."""
+        out: list = []
+        for reply in self._worker.request_many(self._handle, verb, calls, self._owner.timeout):
+            if reply[0] == "ok":
+                out.append(reply[1])
+            elif reply[0] == "raised":
+                out.append(IutRaised(verb, reply[1], reply[2]))
+            elif reply[0] == "unsendable":
+                out.append(Unsendable(reply[1]))
+            elif reply[0] == "hang":
+                out.append(IutHang(verb, self._owner.timeout))
+            else:
+                out.append(IutCrash(verb, reply[1]))
+        return out
 
     def __getattr__(self, verb: str):
         if verb.startswith("_") or verb not in self._verbs:
