@@ -2,7 +2,8 @@
 
 Theory of operation: a case is a named scenario in one family (nonce, replay, limits,
 wire), tagged with the requirement IDs it tests. ``CASES`` is the registry the ``case``
-decorator fills; importing this package imports every family module. A case gets a
+decorator fills; importing this package imports every family module, and ``rekey``,
+whose cases join the limits and replay families. A case gets a
 ``CaseContext`` and either returns normally (PASS, or the INFO/NON-STRICT findings the
 session collected) or lets a ``ConformanceFailure`` escape (FAIL, with the step list).
 ``applies`` says why a case cannot run on a profile or IUT (-> UNSUPPORTED). Directed

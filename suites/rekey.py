@@ -75,14 +75,15 @@ def fresh_window(ctx: CaseContext) -> None:
     "REKEY-OLD-SA", "SPI-UNKNOWN-DROP", "RECV-ACCEPT-VALID", "REPLAY-DUPLICATE-DROP"),
       applies=has_rekey)
 def old_sa(ctx: CaseContext) -> None:
-    """Packets of the old inbound SA in flight across a rekey (and a copy of one) are dropped for their unknown SPI, or, where the IUT declares an overlap, delivered once; the IUT sends on the new SA only."""
+    """Packets of the old inbound SA in flight across a rekey (a replay of one it accepted, two it did not, a copy of one of those) are dropped for their unknown SPI, or, where the IUT declares an overlap, judged by the old SA's own window: new ones delivered once, replays dropped; the IUT sends on the new SA only."""
     with opened(ctx) as s:
         for sub in _ends(s):
             s.peer_send(sub, 8)
-            s.deliver(-1)                   # accepted on the old SA
+            s.duplicate(-1)
+            s.deliver(-1)                   # accepted on the old SA; its copy stays
             s.peer_send(sub, 8)             # two more stay in flight across the rekey
             s.peer_send(sub, 8)
-        s.duplicate(0)
+        s.duplicate(1)                      # a copy of one not yet delivered
         s.iut_send(0, 8)
         s.rekey()
         s.iut_send(0, 8)                    # on the new SA

@@ -1,10 +1,11 @@
 """Rekey: a session's SAs replaced by new ones, and the judge that knows the old ones.
 
-Theory of operation: ``rekey(session)`` is the body of the ``Session.rekey`` move. It
-derives the next SA pair from the session's label and the rekey's ordinal (``label/rekeyN``
-with the run's seed, so a replay builds the same SAs), hands both to the IUT's optional
-``rekey`` verb, and replaces the judge by a ``RekeyedJudge`` on the new SAs. Its four model
-ends are fresh: the expected sender's counters and counts start at 0 (RFC 4303 §3.3.3,
+Theory of operation: ``rekey(session, sa_pair)`` is the body of the ``Session.rekey``
+move. It derives the next SA pair with the session's ``sa_pair`` from its label and the
+rekey's ordinal (``label/rekeyN`` with the run's seed, so a replay builds the same SAs;
+the derivation is handed in, so this module does not import the session's), hands both
+to the IUT's optional ``rekey`` verb, and replaces the judge by a ``RekeyedJudge`` on the
+new SAs. Its four model ends are fresh: the expected sender's counters and counts start at 0 (RFC 4303 §3.3.3,
 seed §4.5), and the reference receiver's windows are empty (RFC 4303 §3.4.3).
 
 The new judge remembers what it replaced, so that a disagreement names the rekey rule
@@ -29,28 +30,29 @@ still be caught. Nothing here does I/O beyond the IUT call through ``Session._ca
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Callable
 
 from spec_model.errors import CounterExhausted, DecodeError
 from spec_model.limits import refusal
 from spec_model.receiver import Dropped
 from spec_model.subsa import locate, owns_spi
 
+from spec_model import Profile
+
 from ..contract import Capabilities, Refused, SaConfig
 from .judge import Finding, Judge, Verdict
 
-if TYPE_CHECKING:
-    from .session import Session
+# how a session derives an SA pair from (profile, label, seed): ``session.sa_pair``
+Derive = Callable[[Profile, str, int], tuple[SaConfig, SaConfig]]
 
 # findings of "the model delivers it, the IUT drops it" that an old window explains
 WINDOW_RULES = frozenset({"REPLAY-WINDOW-SIZE", "REPLAY-PER-SUBSA-WINDOW", "ESN-INFER-CASE-A",
                           "ESN-INFER-CASE-B", "RECV-ACCEPT-VALID"})
 
 
-def next_sas(s: "Session", generation: int) -> tuple[SaConfig, SaConfig]:
-    """The SA pair of the session's ``generation``-th rekey, with SPIs none of its earlier
-    SAs used (a collision of the 30-bit derivation is skipped, deterministically)."""
-    from .session import sa_pair
+def next_sas(s, generation: int, sa_pair: Derive) -> tuple[SaConfig, SaConfig]:
+    """The SA pair of the session ``s``'s ``generation``-th rekey, with SPIs none of its
+    earlier SAs used (a collision of the 30-bit derivation is skipped, deterministically)."""
     used = {s.outbound.spi, s.inbound.spi} | {c.spi for c in getattr(s.judge, "old_sas", ())}
     label = f"{s.label}/rekey{generation}"
     while True:
@@ -60,11 +62,16 @@ def next_sas(s: "Session", generation: int) -> tuple[SaConfig, SaConfig]:
         label += "+"
 
 
-def rekey(s: "Session") -> None:
-    """Replace the session's SAs in the IUT and in the judge (``Session.rekey``)."""
+def rekey(s, sa_pair: Derive) -> None:
+    """Replace the SAs of the session ``s`` in the IUT and in the judge (the body of
+    ``Session.rekey``, which hands over its ``sa_pair``)."""
     generation = getattr(s.judge, "generation", 0) + 1
-    outbound, inbound = next_sas(s, generation)
-    s._call("rekey", s.iut.rekey, outbound, inbound)
+    outbound, inbound = next_sas(s, generation, sa_pair)
+    verb = getattr(s.iut, "rekey", None)
+    if not callable(verb):
+        s.judge_all([Finding.of("IUT-CONTRACT", "the IUT declares Capabilities.rekey but "
+                                                "has no rekey verb")])
+    s._call("rekey", verb, outbound, inbound)
     s.judge = RekeyedJudge(outbound, inbound, s.caps, s.judge, generation)
     s.outbound, s.inbound = outbound, inbound
 

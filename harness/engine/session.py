@@ -352,7 +352,7 @@ class Session:
             return False
         from .rekey import rekey
         self.log("rekey")
-        rekey(self)
+        rekey(self, sa_pair)
         return True
 
     def close(self) -> None:
