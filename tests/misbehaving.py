@@ -135,3 +135,19 @@ class SlowReference(ReferenceIut):
     def unprotect(self, wire):
         time.sleep(0.02)
         return super().unprotect(wire)
+
+
+class CrashOnFifthPacket(ReferenceIut):
+    """Dies (os._exit) on the fifth packet it receives: in the middle of a run of packets
+    that espspec pipelines to the worker."""
+    name = "crash-on-fifth-packet"
+
+    def install(self, outbound, inbound):
+        super().install(outbound, inbound)
+        self.received = 0
+
+    def unprotect(self, wire):
+        self.received += 1
+        if self.received == 5:
+            os._exit(9)
+        return super().unprotect(wire)

@@ -286,3 +286,17 @@ def test_pytest_plugin_isolates_the_iut_too():
                          cwd=ROOT, capture_output=True, text=True, timeout=240)
     assert run.returncode == 1, run.stdout[-2000:]          # failures, not a dead pytest
     assert "IUT-CRASH" in run.stdout and "killed by SIGSEGV" in run.stdout
+
+
+def test_crash_in_a_pipelined_run_of_packets(tmp_path):
+    run = espspec("run", "--iut", "tests.misbehaving:CrashOnFifthPacket", "--profile", "esp",
+                  "--suite", "replay", "--report", str(tmp_path))
+    assert run.returncode == 1
+    assert_clean(run)
+    doc = results(tmp_path)
+    held = [c for c in doc["cases"] if c.get("steps") and any(
+        s["step"] == "hold_past_window" for s in c["steps"])]
+    assert held, "no failing case went through hold_past_window"
+    for c in held:
+        assert c["findings"][0]["requirement"] == "IUT-CRASH", c["findings"][0]
+        assert "during unprotect: exited with status 9" in c["findings"][0]["message"]

@@ -320,7 +320,8 @@ def test_parse_accepts_every_verb_with_bounds():
              {"step": "deliver_bytes", "wire": "Ab" * 65535, "label": "hand-built"},
              {"step": "hold_past_window", "sub_sa": 0, "extra": -65535},
              {"step": "jump_iut", "sub_sa": 0, "value": 1 << 64},
-             {"step": "jump_peer", "sub_sa": 0, "delta": 0}]
+             {"step": "jump_peer", "sub_sa": 0, "delta": 0},
+             {"step": "rekey"}]
     assert {s["step"] for s in steps} == set(VERBS)
     doc = parse(minimal_doc(steps, session="replay/lockstep/esp#3"))
     got = schema.validate_steps(doc["cases"][0]["steps"])

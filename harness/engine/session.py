@@ -134,6 +134,19 @@ def describe(verb: str, value) -> str:
     return f"{verb}: a {type(value).__name__}"
 
 
+def exception_finding(verb: str, e: Exception) -> tuple[Finding, str]:
+    """The finding an exception in place of an answer is, and how the transcript says it."""
+    if isinstance(e, IutCrash):
+        return Finding.of("IUT-CRASH", str(e)), f"crashed ({e.how})"
+    if isinstance(e, Unsendable):
+        return (Finding.of("IUT-CONTRACT", f"{verb} returned {e}, which is none of the "
+                                           f"contract's types"), "unsendable")
+    if isinstance(e, IutRaised):          # raised in the worker process
+        return Finding.of("IUT-NO-CRASH", f"{verb} raised {e}"), f"raised {e.type_name}"
+    return (Finding.of("IUT-NO-CRASH", f"{verb} raised {type(e).__name__}: {e}"),
+            f"raised {type(e).__name__}")
+
+
 @dataclass
 class Session:
     factory: IutFactory
@@ -196,32 +209,28 @@ class Session:
         """Call one IUT verb; whatever goes wrong becomes the finding that names it."""
         stop.check()
         try:
-            value = fn(*args)
+            outcome = fn(*args)
         except (ConformanceFailure, IutLost):
             raise
-        except IutHang as e:
-            self.findings.append(Finding.of("IUT-HANG", str(e)))
+        except Exception as e:  # judged below: an exception is an answer too
+            outcome = e
+        return self._answer(verb, outcome)
+
+    def _answer(self, verb: str, outcome):
+        """One IUT answer (or the exception instead of it), judged against the contract."""
+        if isinstance(outcome, IutHang):
+            self.findings.append(Finding.of("IUT-HANG", str(outcome)))
             raise IutLost(self._failure([self.findings[-1]])) from None
-        except IutCrash as e:
-            self.answers.append(f"{verb}: crashed ({e.how})")
-            self.judge_all([Finding.of("IUT-CRASH", str(e))])
-        except Unsendable as e:
-            self.answers.append(f"{verb}: unsendable")
-            self.judge_all([Finding.of("IUT-CONTRACT", f"{verb} returned {e}, which is "
-                                                       f"none of the contract's types")])
-        except IutRaised as e:
-            self.answers.append(f"{verb}: raised {e.type_name}")
-            self.judge_all([Finding.of("IUT-NO-CRASH", f"{verb} raised {e}")])
-        except Exception as e:  # an in-process IUT raised: a finding, not our traceback
-            self.answers.append(f"{verb}: raised {type(e).__name__}")
-            self.judge_all([Finding.of("IUT-NO-CRASH", f"{verb} raised "
-                                                       f"{type(e).__name__}: {e}")])
-        problem = contract_violation(verb, value)
+        if isinstance(outcome, Exception):
+            finding, answer = exception_finding(verb, outcome)
+            self.answers.append(f"{verb}: {answer}")
+            self.judge_all([finding])                # a MUST: this raises
+        problem = contract_violation(verb, outcome)
         if problem:
-            self.answers.append(f"{verb}: outside the contract ({type(value).__name__})")
+            self.answers.append(f"{verb}: outside the contract ({type(outcome).__name__})")
             self.judge_all([Finding.of("IUT-CONTRACT", f"{verb} {problem}")])
-        self.answers.append(describe(verb, value))
-        return value
+        self.answers.append(describe(verb, outcome))
+        return outcome
 
     # --- moves -------------------------------------------------------------------------------
     def iut_send(self, sub_sa: int, size: int, v6: bool = False) -> bytes | Refused | None:
@@ -314,13 +323,28 @@ class Session:
         held = self._peer_seal(sub_sa, 8)
         if held is None:
             return
+        fillers = []
         for _ in range(max(0, self.profile.window + extra)):
             filler = self._peer_seal(sub_sa, 0)
             if filler is None:
                 break
-            self.deliver_wire(filler.wire, f"filler on sub-SA {sub_sa} SN {filler.seq}")
+            fillers.append((filler.wire, f"filler on sub-SA {sub_sa} SN {filler.seq}"))
+        self.deliver_run(fillers)
         self.deliver_wire(held.wire, f"packet SN {held.seq} held back {self.profile.window + extra} packets "
                                 f"on sub-SA {sub_sa}")
+
+    def deliver_run(self, packets: list[tuple[bytes, str]]) -> None:
+        """Deliver packets in a row, judging each answer in order; an IUT in a worker
+        process gets them pipelined (their bytes do not depend on its answers)."""
+        many = getattr(self.iut, "call_many", None)
+        if many is None or len(packets) < 2:
+            for wire, label in packets:
+                self.deliver_wire(wire, label)
+            return
+        stop.check()
+        for (wire, label), outcome in zip(packets, many("unprotect", [(w,) for w, _ in packets])):
+            result = self._answer("unprotect", outcome)
+            self.judge_all(self.judge.on_unprotect(wire, result, label))
 
     def jump_iut(self, sub_sa: int, value: int) -> bool:
         """Set the IUT's and the judge's sender counters (when the IUT can)."""
