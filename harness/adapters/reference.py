@@ -31,9 +31,9 @@ ALL = Capabilities(
 def _espspec_version() -> str:
     from importlib.metadata import PackageNotFoundError, version
     try:
-        return f"espspec {version('espspec')}"
+        return version("espspec")             # the model is espspec's own
     except PackageNotFoundError:
-        return "espspec (not installed)"
+        return "unknown (espspec not installed)"
 
 
 class ReferenceIut:

@@ -43,7 +43,7 @@ class ScapyIut:
     def __init__(self) -> None:
         import scapy
         from scapy.layers import ipsec
-        self.version = f"scapy {scapy.__version__}"
+        self.version = scapy.__version__
         from scapy.layers.inet import IP
         from scapy.layers.inet6 import IPv6
         from scapy.packet import Raw
