@@ -36,7 +36,7 @@ from spec_model import Profile, named
 from spec_model.errors import EspSpecError
 
 ROOT = Path(__file__).resolve().parent.parent
-SCAPY_V1 = ROOT / "reports" / "scapy-2.8.0" / "results.json"
+SCAPY_V1 = ROOT / "tests" / "data" / "results-v1-scapy.json"   # as published at a693f22
 MUTANT = "mutant:window-too-wide"
 MEMORY_CAP = 2 << 30          # address space of a child espspec (bytes)
 
@@ -236,7 +236,8 @@ def test_version_1_file_still_replays(tmp_path):
 def test_published_reports_validate():
     for folder in ("scapy-2.8.0", "reference"):
         doc = schema.read_document(ROOT / "reports" / folder / "results.json")
-        assert doc["schema"] == schema.SCHEMA_V1
+        assert doc["schema"] == schema.SCHEMA_V2 and doc["complete"] is True
+        assert doc["record"]["iut"] == doc["iut"]
 
 
 # --- the schema module on its own -----------------------------------------------------------
