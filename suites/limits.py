@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from harness.contract import Capabilities
 from harness.engine.judge import Finding, Verdict
+from harness.engine.session import Session
 from spec_model import Mode, Profile
 from spec_model.limits import KEY_CAP, LimitPolicy
 
@@ -87,6 +88,17 @@ def hard_limit_split(ctx: CaseContext) -> None:
                 s.iut_send(sub, 8)          # refused everywhere now
 
 
+def rekey_due_verb(s: Session, requirement: str):
+    """The IUT's optional rekey_due verb, or None after an INFO finding under
+    ``requirement`` that says the IUT does not report rekey state."""
+    report = getattr(s.iut, "rekey_due", None)
+    if callable(report):
+        return report
+    s.judge_all([Finding(requirement, "IUT does not report rekey state (no rekey_due "
+                                      "method)", Verdict.INFO)])
+    return None
+
+
 def _rekey_variants(profile: Profile, caps: Capabilities) -> list[Profile]:
     n = profile.n_sub_sas
     cands = [dict(soft_packets=4 * n), dict(soft_bytes=400 * n)]
@@ -101,10 +113,8 @@ def rekey_due(ctx: CaseContext) -> None:
     """The IUT's rekey_due() (optional) agrees with the model after every packet: max x N without sums, the sum with them, for packets and bytes."""
     for profile in _rekey_variants(ctx.profile, ctx.caps):
         with opened(ctx, profile) as s:
-            report = getattr(s.iut, "rekey_due", None)
-            if not callable(report):
-                s.judge_all([Finding("LIMIT-REKEY-SUM", "IUT does not report rekey state "
-                                     "(no rekey_due method)", Verdict.INFO)])
+            report = rekey_due_verb(s, "LIMIT-REKEY-SUM")
+            if report is None:
                 return
             n = s.profile.n_sub_sas
             # sub-SA 0 alone first (max x N reaches the threshold N times sooner than the

@@ -17,13 +17,13 @@ without the verb makes every case here UNSUPPORTED. The cases are filed under th
 from __future__ import annotations
 
 from harness.contract import Capabilities
-from harness.engine.judge import Finding, Verdict
+from harness.engine.judge import Finding
 from harness.engine.session import Session
 from spec_model import Profile
 from spec_model.limits import KEY_CAP, LimitPolicy
 
 from . import CaseContext, case
-from .limits import PER_SUBSA
+from .limits import PER_SUBSA, rekey_due_verb
 from .wire import limits_enforced, needs, opened, sequence_numbers, variant
 
 OLD_COUNTER = 1 << 30      # where the old SA's counters are moved (at most half their space)
@@ -160,10 +160,8 @@ def _agrees(s: Session, report) -> str | None:
 def due_rekeys(ctx: CaseContext) -> None:
     """End to end, twice: packets until the soft limit (4 N packets) makes rekey_due() say due, then a rekey, after which it says not due and packets flow both ways on the new SA."""
     with opened(ctx, _due_variant(ctx.profile, ctx.caps)[0]) as s:
-        report = getattr(s.iut, "rekey_due", None)
-        if not callable(report):
-            s.judge_all([Finding("REKEY-DUE-LEADS-TO-REKEY", "IUT does not report rekey "
-                                 "state (no rekey_due method)", Verdict.INFO)])
+        report = rekey_due_verb(s, "REKEY-DUE-LEADS-TO-REKEY")
+        if report is None:
             return
         n = s.profile.n_sub_sas
         for _ in range(2):
