@@ -18,7 +18,9 @@ finding that names it: an exception (IUT-NO-CRASH), a hang (IUT-HANG, raised as
 ``IutLost`` so that Hypothesis does not retry a scenario that costs a deadline each time),
 a dead process or daemon (IUT-CRASH), an answer outside the contract (IUT-CONTRACT). It
 also records a one-line summary of every answer (``answers``), so two runs of the same
-steps can be compared. It is I/O-free apart from what the IUT itself does.
+steps can be compared. A run of packets whose bytes do not depend on the IUT's answers
+(``deliver_run``) goes to an isolated IUT pipelined, every answer still judged in order.
+It is I/O-free apart from what the IUT itself does.
 """
 
 from __future__ import annotations
