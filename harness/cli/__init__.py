@@ -73,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     mu.set_defaults(func=cmd_mutants)
     from ..pcapcheck.cli import add_subcommands
     add_subcommands(sub)
+    from .netns import add_subcommand as add_netns
+    add_netns(sub)
     return ap
 
 

@@ -1,0 +1,74 @@
+"""Finding and removing the namespaces of runs that could not clean up (killed by SIGKILL).
+
+Theory of operation: every namespace espspec makes is named ``espspec-<pid>-<hex>-<role>``
+(``topology.new_prefix``), so leftovers are found by name alone under ``/run/netns``:
+``find(prefix)`` lists the namespaces whose names start with ``prefix`` (default
+``espspec-``). ``remove(name)`` first kills, by PID, every process still inside it
+(``ip netns pids``; a zombie counts as gone), then deletes it (``ip netns delete``); the
+veths inside go with it. A namespace whose owning run (the PID in its name) is still alive
+is skipped unless ``force`` is given, so that a cleanup never pulls the ground from under a
+run in progress. Nothing outside the matching names is looked at or touched.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import time
+from dataclasses import dataclass
+
+from . import nsenter
+from .procs import gone, run
+from .topology import PREFIX, namespace_pids
+
+_OWNER = re.compile(re.escape(PREFIX) + r"(\d+)-")
+
+
+@dataclass(frozen=True)
+class Leftover:
+    name: str
+    owner: int | None          # the PID of the run that made it, from its name
+    owner_alive: bool
+    pids: tuple[int, ...]      # processes still inside it
+
+
+def find(prefix: str = PREFIX) -> list[Leftover]:
+    if not prefix.startswith(PREFIX):
+        raise ValueError(f"espspec only removes its own namespaces ({PREFIX}...): {prefix!r}")
+    try:
+        names = sorted(n for n in os.listdir(nsenter.NETNS_DIR) if n.startswith(prefix))
+    except FileNotFoundError:
+        return []
+    out = []
+    for name in names:
+        m = _OWNER.match(name)
+        owner = int(m.group(1)) if m else None
+        alive = owner is not None and owner != os.getpid() and not gone(owner)
+        out.append(Leftover(name, owner, alive, tuple(namespace_pids(name))))
+    return out
+
+
+def remove(left: Leftover, *, wait: float = 2.0) -> list[str]:
+    """Kill what runs in ``left`` (by PID) and delete it; one line per thing removed."""
+    lines = []
+    for pid in left.pids:
+        if pid == os.getpid():
+            continue
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            continue
+        lines.append(f"killed process {pid} in {left.name}")
+    deadline = time.monotonic() + wait
+    for pid in left.pids:
+        while not gone(pid) and time.monotonic() < deadline:
+            try:
+                if os.waitpid(pid, os.WNOHANG)[0]:
+                    break
+            except ChildProcessError:
+                pass
+            time.sleep(0.01)
+    run(["ip", "netns", "delete", left.name])
+    lines.append(f"removed namespace {left.name}")
+    return lines
