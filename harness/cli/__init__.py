@@ -75,6 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_subcommands(sub)
     from .netns import add_subcommand as add_netns
     add_netns(sub)
+    from .daemon import add_subcommand as add_daemon
+    add_daemon(sub)
     return ap
 
 
