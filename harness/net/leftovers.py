@@ -1,7 +1,8 @@
 """Finding and removing the namespaces of runs that could not clean up (killed by SIGKILL).
 
 Theory of operation: every namespace espspec makes is named ``espspec-<pid>-<hex>-<role>``
-(``topology.new_prefix``), so leftovers are found by name alone under ``/run/netns``:
+(``topology.new_prefix``; a PID is
+looked for as the first all-digit word after ``espspec-``), so leftovers are found by name alone under ``/run/netns``:
 ``find(prefix)`` lists the namespaces whose names start with ``prefix`` (default
 ``espspec-``). ``remove(name)`` first kills, by PID, every process still inside it
 (``ip netns pids``; a zombie counts as gone), then deletes it (``ip netns delete``); the
@@ -22,7 +23,9 @@ from . import nsenter
 from .procs import gone, run
 from .topology import PREFIX, namespace_pids
 
-_OWNER = re.compile(re.escape(PREFIX) + r"(\d+)-")
+# the run's PID: the first all-digit word after the prefix (espspec-<pid>-..., and also
+# names such as espspec-<word>-<pid>-... that other parts of espspec may use)
+_OWNER = re.compile(re.escape(PREFIX) + r"(?:[A-Za-z][A-Za-z0-9]*-)*(\d+)(?:-|$)")
 
 
 @dataclass(frozen=True)

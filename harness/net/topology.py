@@ -4,7 +4,7 @@ Theory of operation: ``Topology.create()`` makes, under a prefix unique to the r
 (``espspec-<pid>-<6 hex>``), the namespaces ``<prefix>-a``, ``<prefix>-mid`` and
 ``<prefix>-b`` and wires them as a bump in the wire::
 
-    ns a: eth0 192.0.2.1/24  ==veth==  to-a [ns mid, relay] to-b  ==veth==  eth0 198.51.100.1/24 :ns b
+    ns a: eth0 192.0.2.10/24 ==veth== to-a [ns mid: relay] to-b ==veth== eth0 198.51.100.10/24 :ns b
 
 The two ends are one Ethernet segment as far as they know: each has an on-link route to the
 other's /24 and a permanent neighbour entry for the other's MAC, so no ARP is needed and
@@ -65,8 +65,8 @@ def documentation_only(addr: str) -> ipaddress.IPv4Interface | ipaddress.IPv6Int
 @dataclass(frozen=True)
 class TopologyConfig:
     """Addresses and MACs of the two ends (the middle has none)."""
-    a_address: str = "192.0.2.1/24"
-    b_address: str = "198.51.100.1/24"
+    a_address: str = "192.0.2.10/24"
+    b_address: str = "198.51.100.10/24"
     a_mac: str = "02:e5:50:00:00:0a"
     b_mac: str = "02:e5:50:00:00:0b"
     mid_a_mac: str = "02:e5:50:00:01:0a"     # to-a, the middle's veth facing a
