@@ -16,6 +16,7 @@ import ctypes
 import json
 import os
 import queue
+import random
 import signal
 import socket
 import struct
@@ -218,8 +219,11 @@ class Daemon:
                                       str(sa_path)], stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True, cwd=ROOT)
         threading.Thread(target=self._read, daemon=True).start()
+        self.t0 = t0
+
+    def wait_ready(self) -> None:
         self.expect("READY generation=0", timeout=20)
-        self.startup = time.perf_counter() - t0
+        self.startup = time.perf_counter() - self.t0
 
     def _read(self) -> None:
         for line in self.proc.stdout:
@@ -274,8 +278,14 @@ class Net:
     def __init__(self, tmp: Path, name: str, encapsulation: str) -> None:
         self.ns = f"espspec-dtest-{os.getpid()}"
         self.tmp, self.name = tmp, name
+        self.encapsulation = encapsulation
         self.daemons: list[Daemon] = []
         self.socks: list[socket.socket] = []
+
+    def start(self) -> None:
+        """Everything that can fail, after the caller has taken note of ``self`` (so
+        that ``close`` removes whatever part of it was made)."""
+        name, encapsulation, tmp = self.name, self.encapsulation, self.tmp
         sh("ip", "netns", "add", self.ns)
         n = ("ip", "-n", self.ns)
         sh(*n, "link", "set", "lo", "up")
@@ -309,6 +319,7 @@ class Net:
     def _start(self, path: Path) -> Daemon:
         d = Daemon(self.ns, path)
         self.daemons.append(d)
+        d.wait_ready()
         return d
 
     def sock(self, *args) -> socket.socket:
@@ -370,6 +381,7 @@ def net_factory(tmp_path):
     def make(name: str, encapsulation: str = "udp") -> Net:
         net = Net(tmp_path, name, encapsulation)
         made.append(net)
+        net.start()
         return net
     try:
         yield make
@@ -458,6 +470,14 @@ def test_two_daemons_back_to_back(net_factory, name, encapsulation):
     if encapsulation == "udp" and p.framing.value == "esp":
         net.inject(b, bytes(4) + b"IKE would follow")
         assert "non-esp-marker" in net.b.expect("IGNORE")
+
+    # -- random bytes from the wire: drop lines, never the end of the daemon
+    rng = random.Random(8)
+    for _ in range(50):
+        net.inject(b, rng.randbytes(rng.randrange(1, 200)))
+    for _ in range(50):
+        assert net.b.expect("DROP ").startswith("DROP spi=")
+    assert net.b.proc.poll() is None
 
     # -- round-trip latency through both daemons
     times = sorted(send_through(net, net.tx_a, net.rx_b, bytes([i]) * 100, "198.51.100.2")
