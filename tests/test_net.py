@@ -320,7 +320,8 @@ def test_eesp_port_is_handed_to_the_policy():
 # --- runs that die -------------------------------------------------------------------------
 
 _CHILD = """
-import sys, time
+import signal, sys, time
+signal.signal(signal.SIGINT, signal.default_int_handler)   # whatever pytest left us
 from harness.net.topology import Topology
 from harness.net.relay import Relay
 t = Topology.create()
@@ -370,12 +371,16 @@ def test_a_killed_run_leaves_namespaces_that_netns_cleanup_removes():
 
 
 @ROOT_NEEDED
-def test_sigterm_to_a_run_leaves_nothing():
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_sigterm_or_ctrl_c_to_a_run_leaves_nothing(sig):
     p, prefix, pid = _start_run(die_with_us=True)
     try:
         assert len(_ours(prefix)) == 3 and not gone(pid)
-        p.send_signal(signal.SIGTERM)
-        assert p.wait(10) == -signal.SIGTERM               # its own handler, then the default
+        p.send_signal(sig)
+        status = p.wait(10)
+        # SIGTERM: our handler, then the default action; SIGINT: KeyboardInterrupt, atexit,
+        # then Python ends itself with SIGINT
+        assert status == -sig
         assert _ours(prefix) == set()
         deadline = time.monotonic() + 5
         while not gone(pid) and time.monotonic() < deadline:
