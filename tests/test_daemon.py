@@ -213,6 +213,8 @@ class Daemon:
     def __init__(self, ns: str, sa_path: Path) -> None:
         self.sa_path = sa_path
         self.lines: queue.Queue[str] = queue.Queue()
+        self.reading = threading.Event()
+        self.reading.set()
         self.seen: list[str] = []
         t0 = time.perf_counter()
         self.proc = subprocess.Popen(["ip", "netns", "exec", ns, *ESPSPEC, "daemon", "--sa",
@@ -226,7 +228,10 @@ class Daemon:
         self.startup = time.perf_counter() - self.t0
 
     def _read(self) -> None:
-        for line in self.proc.stdout:
+        while self.reading.wait():
+            line = self.proc.stdout.readline()
+            if not line:
+                return
             self.lines.put(line.rstrip("\n"))
 
     def expect(self, prefix: str, timeout: float = 5.0) -> str:
@@ -557,3 +562,22 @@ def test_sub_sas_follow_the_flow_rule(net_factory):
         assert net.rx_b.recvfrom(65535)[0] == b"flow %d" % port
         used.add(int(_fields(net.b.expect("DELIVER"))["sub_sa"]))
     assert len(used) > 1                      # 16 flows over 4 sub-SAs
+
+
+@root_only
+def test_a_reader_that_lags_loses_lines_not_packets(net_factory):
+    net = net_factory("esp")
+    net.b.reading.clear()                     # nobody reads B's stdout for a while
+    time.sleep(0.1)
+    for i in range(3000):                     # ~70 bytes of DROP line each: > 64 KiB
+        net.inject(net.b_cfg, b"\x01\x02\x03\x04" + bytes([i & 0xFF]) * 20)
+        if i % 200 == 199:
+            time.sleep(0.01)
+    time.sleep(0.5)
+    send_through(net, net.tx_a, net.rx_b, b"through while the pipe is full", "198.51.100.2")
+    net.b.reading.set()                       # the reader catches up; the next event
+    time.sleep(0.5)                           # line carries the count of those lost
+    send_through(net, net.tx_a, net.rx_b, b"and after", "198.51.100.2")
+    lost = net.b.expect("LOST ", timeout=10)
+    assert int(lost.split()[1]) > 0
+    net.b.expect("DELIVER")

@@ -6,6 +6,8 @@ protocol 50 with the ``esp`` encapsulation) and the read end of a socket pair th
 handlers wake the loop through (``signal.set_wakeup_fd``). Everything it needs comes from
 the SA file (``safile``); everything it observes goes to stdout as one line per event,
 flushed at once, so a harness reacts to a drop at once instead of waiting out a deadline.
+On a pipe the lines are written without blocking: a reader that lags loses event lines
+(counted by a ``LOST n`` line), never stalls the data path.
 
 Start-up: read the SA file (a fault: one line on stderr, exit 2), build a
 ``spec_model.Sender`` from the outbound SA and a ``spec_model.Receiver`` from the inbound
@@ -50,6 +52,7 @@ import os
 import select
 import signal
 import socket
+import stat
 import struct
 import subprocess
 import sys
@@ -157,16 +160,45 @@ class ReferenceDaemon:
         self.sock: socket.socket | None = None
         self.signals: list[int] = []
         self._wake_r = self._wake_w = None
+        self._pipe_fd: int | None = None
+        self._lost = 0
+        try:
+            if out is sys.stdout and stat.S_ISFIFO(os.fstat(out.fileno()).st_mode):
+                out.flush()
+                os.set_blocking(out.fileno(), False)
+                self._pipe_fd = out.fileno()
+        except (OSError, ValueError, AttributeError):
+            pass
 
     # --- reporting -----------------------------------------------------------------------
-    def say(self, line: str) -> None:
+    def say(self, line: str, must: bool = False) -> None:
+        """One report line. On a pipe, written with non-blocking writes of whole lines
+        (below PIPE_BUF, so atomic): when the reader lags, an event line is lost and
+        counted (``LOST n`` precedes the next line that gets through) rather than stall
+        the data path; a ``must`` line (READY, REKEY-FAILED) waits for room."""
         if self.out is None:
             return
-        try:
-            self.out.write(line + "\n")
-            self.out.flush()
-        except (BrokenPipeError, ValueError):     # the reader went away: carry on silently
-            self.out = None
+        if self._pipe_fd is None:
+            try:
+                self.out.write(line + "\n")
+                self.out.flush()
+            except (BrokenPipeError, ValueError):     # the reader went away: carry on
+                self.out = None
+            return
+        data = (f"LOST {self._lost}\n" if self._lost else "").encode() + line.encode() + b"\n"
+        while True:
+            try:
+                os.write(self._pipe_fd, data)
+                self._lost = 0
+                return
+            except BlockingIOError:
+                if not must:
+                    self._lost += 1
+                    return
+                select.select([], [self._pipe_fd], [], 1.0)
+            except (BrokenPipeError, OSError):
+                self.out = None
+                return
 
     def complain(self, line: str) -> None:
         try:
@@ -204,9 +236,9 @@ class ReferenceDaemon:
             self.install(new)
         except EspSpecError as e:
             self.complain(str(e).splitlines()[0])
-            self.say(f"REKEY-FAILED generation={old.generation}")
+            self.say(f"REKEY-FAILED generation={old.generation}", must=True)
             return
-        self.say(f"READY generation={new.generation}")
+        self.say(f"READY generation={new.generation}", must=True)
 
     # --- set-up and tear-down --------------------------------------------------------------
     def setup(self) -> None:
@@ -403,7 +435,7 @@ class ReferenceDaemon:
                 return EXIT_SETUP
             if self.signals and any(s != signal.SIGHUP for s in self.signals):
                 return 0                   # told to stop while setting up
-            self.say(f"READY generation={cfg.generation}")
+            self.say(f"READY generation={cfg.generation}", must=True)
             self.loop()
             return 0
         finally:
