@@ -423,6 +423,7 @@ def send_through(net: Net, tx: socket.socket, rx: socket.socket, payload: bytes,
 
 
 PROFILES = [("esp", "udp"), ("eesp-v0", "udp"), ("psp-v0", "udp"), ("esp", "esp"),
+            ("eesp-v0-transport", "udp"), ("esp-esn", "udp"),
             ("esp-subsa-spi", "udp")]
 
 
@@ -441,7 +442,8 @@ def test_two_daemons_back_to_back(net_factory, name, encapsulation):
     first = b"first packet through two daemons"
     send_through(net, net.tx_a, net.rx_b, first, "198.51.100.2")
     wire = net.sniff_to(b)
-    assert net.kind == {"esp": "esp", "eesp-optimized": "eesp", "psp": "psp"}[
+    assert net.kind == {"esp": "esp", "eesp-optimized": "eesp", "eesp-full": "eesp",
+                        "psp": "psp"}[
         p.framing.value]
     deliver = _fields(net.b.expect("DELIVER"))
     decoded = Receiver(p, b.inbound.keymat, b.inbound.spi).open(wire)
