@@ -273,8 +273,8 @@ class Relay:
         found = esp_offset(frame, lay, nat_ports=self.config.nat_ports,
                            eesp_port=self.config.eesp_port) if lay is not None else None
         if found is None:
-            self._send(toward, frame)
-            self.stats["forwarded"] += 1
+            self.stats["forwarded"] += 1          # counted first: a receiver that has the
+            self._send(toward, frame)             # frame sees it counted
             return
         with self._cond:
             pkt = Packet(self.stats["esp"], side, found[0], frame, found[1], lay,
@@ -285,7 +285,7 @@ class Relay:
             action = (policy(pkt) if callable(policy) else policy) or PASS
             if not isinstance(action, Action):
                 raise TypeError(f"a relay policy returns an Action, not {action!r}")
-            out = None
+            out = frame
             if action.kind == "modify":
                 out = pkt.with_esp(bytes(action.edit(pkt.esp)),
                                    zero_udp_checksum=self.config.zero_udp_checksum)
@@ -293,21 +293,17 @@ class Relay:
             action = HOLD
             self._fail(RelayError(f"the relay's policy raised on packet {pkt.number}: "
                                   f"{type(e).__name__}: {e}"))
-        if action.kind == "pass":
-            self._send(toward, frame)
-        elif action.kind == "duplicate":
-            for _ in range(action.times):
-                self._send(toward, frame)
-        elif action.kind == "modify":
-            self._send(toward, out)
-        elif action.kind == "drop":
-            self.stats["dropped"] += 1
-        with self._cond:
+        with self._cond:                          # recorded before it is sent on
             if action.kind == "hold":
                 self._held.append(pkt)
+            elif action.kind == "drop":
+                self.stats["dropped"] += 1
             self.seen.append(pkt)
             self._unclaimed[side].append(pkt)
             self._cond.notify_all()
+        if action.kind in ("pass", "duplicate", "modify"):
+            for _ in range(action.times):
+                self._send(toward, out)
 
     # --- the caller's side --------------------------------------------------------------
 
