@@ -151,3 +151,21 @@ class CrashOnFifthPacket(ReferenceIut):
         if self.received == 5:
             os._exit(9)
         return super().unprotect(wire)
+
+
+class NamespacesThenHang(ReferenceIut):
+    """Makes a network topology (three namespaces) when built, as a daemon adapter does,
+    then hangs in protect: the worker is killed and cannot remove them itself."""
+    name = "namespaces-then-hang"
+
+    def __init__(self) -> None:
+        super().__init__()
+        from harness.net.topology import Topology
+        self.topology = Topology.create()
+        path = os.environ.get("ESPSPEC_TEST_PIDS")
+        if path:
+            with open(path + ".prefixes", "a") as f:
+                f.write(self.topology.prefix + "\n")
+
+    def protect(self, sub_sa, payload, next_header):
+        time.sleep(3600)

@@ -300,3 +300,17 @@ def test_crash_in_a_pipelined_run_of_packets(tmp_path):
     for c in held:
         assert c["findings"][0]["requirement"] == "IUT-CRASH", c["findings"][0]
         assert "during unprotect: exited with status 9" in c["findings"][0]["message"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root (CI is root)")
+def test_namespaces_made_in_a_killed_worker_are_removed(tmp_path):
+    pids = tmp_path / "pids"
+    run = espspec("run", "--iut", "tests.misbehaving:NamespacesThenHang", "--profile", "esp",
+                  "--suite", "nonce", "--timeout", "1", "--report", str(tmp_path), pids=pids)
+    assert run.returncode == 1, run.stderr
+    assert_clean(run)
+    prefixes = Path(str(pids) + ".prefixes").read_text().split()
+    assert prefixes                                       # the adapter really made some
+    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    left = [p for p in prefixes if p in listed]
+    assert not left, f"namespaces left behind: {left}"

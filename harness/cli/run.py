@@ -142,6 +142,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         if isolated is not None:
             isolated.shutdown()
         shutdown_all()
+        from ..net.topology import close_all      # namespaces an adapter made, by name
+        close_all()
     path = out.write(results, profiles, complete=True)
     print(summary(results))
     for r in results:

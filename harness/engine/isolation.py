@@ -19,7 +19,9 @@ come back one by one, each under the deadline, so a hang is still found per verb
 next IUT made after a hang or crash forks a fresh worker. The worker leads its own
 process group, so whatever it started (a daemon) is killed with it, by that group's ID,
 which is the worker's PID; it also dies with espspec (``PR_SET_PDEATHSIG``), and
-``shutdown_all`` ends every live worker on the way out. Nothing here judges anything:
+``shutdown_all`` ends every live worker on the way out. Network namespaces an adapter
+made in the worker (``harness.net``, named after the worker's PID) are removed when the
+worker is gone, however it ended. Nothing here judges anything:
 ``Session`` turns these exceptions into findings.
 """
 
@@ -270,7 +272,15 @@ class Worker:
             self.status = "gone"
         self.conn.close()
         _LIVE.pop(self.pid, None)
+        self._remove_namespaces()
         return self.status
+
+    def _remove_namespaces(self) -> None:
+        """The network namespaces an adapter made in this worker (named after its PID,
+        ``harness.net.topology``) go with it: a killed worker cannot remove them itself."""
+        from ..net import leftovers
+        for left in leftovers.find(f"{leftovers.PREFIX}{self.pid}-"):
+            leftovers.remove(left)
 
     def stop(self) -> None:
         """End the worker the polite way: EOF, a moment to exit, then the group's kill."""
