@@ -33,12 +33,13 @@ import enum
 import ipaddress
 import json
 import os
-import tempfile
 from dataclasses import dataclass, fields, replace
 
 from spec_model import Framing, Kdf, Profile
 from spec_model.errors import EspSpecError
 from spec_model.kdf import ROOT_KEY_LEN
+
+from .. import atomic_file
 from spec_model.subsa import check_base_spi
 
 __all__ = [
@@ -189,22 +190,7 @@ def keymat_len(profile: Profile) -> int:
 
 def write(path: str | os.PathLike, sa: SaFile) -> None:
     """Write the file atomically: readers see the old file or the new one, never a mix."""
-    path = os.fspath(path)
-    text = json.dumps(sa.to_json(), indent=2) + "\n"
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".sa-", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    atomic_file.replace(path, (json.dumps(sa.to_json(), indent=2) + "\n").encode())
 
 
 # --- reading ------------------------------------------------------------------------------

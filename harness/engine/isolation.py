@@ -40,6 +40,7 @@ from collections import deque
 
 from ..contract import (OPTIONAL_VERBS, Capabilities, IutCrash, IutFactory, IutHang,
                         IutRaised)
+from ..net.procs import ended_within
 
 DEFAULT_TIMEOUT = 10.0          # seconds per verb; ``espspec run --timeout``
 _PR_SET_PDEATHSIG = 1
@@ -246,15 +247,7 @@ class Worker:
 
     def _reap(self) -> str:
         """Wait (briefly) for the dead worker, kill what is left of its group."""
-        deadline = time.monotonic() + 2.0
-        while time.monotonic() < deadline:
-            try:
-                done = os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
-            except ChildProcessError:
-                break
-            if done is not None:
-                break
-            time.sleep(0.005)
+        ended_within(self.pid, 2.0)
         return self.kill("ended")
 
     def kill(self, why: str) -> str:
@@ -290,15 +283,7 @@ class Worker:
             self.conn.close()
         except OSError:
             pass
-        deadline = time.monotonic() + 1.0
-        while time.monotonic() < deadline:
-            try:
-                if os.waitid(os.P_PID, self.pid,
-                             os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
-                    break
-            except ChildProcessError:
-                break
-            time.sleep(0.005)
+        ended_within(self.pid, 1.0)
         self.kill("stopped")
 
 

@@ -71,6 +71,21 @@ def gone(pid: int) -> bool:
     return state in (b"Z", b"X")
 
 
+def ended_within(pid: int, seconds: float) -> bool:
+    """Wait up to ``seconds`` for our child ``pid`` to end, without reaping it (its zombie
+    keeps holding the PID, and so its process group's ID); True when it ended."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
+                return True
+        except ChildProcessError:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.005)
+
+
 class Child:
     """A program running in namespace ``ns`` as a child of this process."""
 
@@ -97,15 +112,7 @@ class Child:
                 os.killpg(self.pid, signal.SIGTERM)
             except (ProcessLookupError, PermissionError):
                 pass
-            deadline = time.monotonic() + grace
-            while time.monotonic() < deadline:
-                try:
-                    if os.waitid(os.P_PID, self.pid,
-                                 os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
-                        break
-                except ChildProcessError:
-                    break
-                time.sleep(0.005)
+            ended_within(self.pid, grace)
             try:
                 os.killpg(self.pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):

@@ -19,7 +19,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import secrets
 import shlex
 import time
 from collections import Counter
@@ -29,6 +28,7 @@ from pathlib import Path
 from spec_model import Profile
 from spec_model.errors import EspSpecError
 
+from .. import atomic_file
 from ..engine.runner import CaseResult
 from . import schema
 from .record import RunRecord
@@ -95,28 +95,7 @@ def write_json(folder: str | os.PathLike, results: list[CaseResult], *, iut: str
     doc["cases"] = [result_dict(r, iut, seed) for r in results]
     data = json.dumps(doc, indent=1, allow_nan=False).encode()
     path = folder / "results.json"
-    return _replace_atomically(path, data)
-
-
-def _replace_atomically(path: Path, data: bytes) -> Path:
-    """Write ``data`` to a new temporary file beside ``path`` (its name has this process's
-    id and a random part), flush it to disk and rename it over ``path``; on any failure
-    the temporary file is removed and the exception goes on."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    return path
+    return atomic_file.replace(path, data)
 
 
 @dataclass(frozen=True)
