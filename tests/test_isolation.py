@@ -314,3 +314,11 @@ def test_namespaces_made_in_a_killed_worker_are_removed(tmp_path):
     listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     left = [p for p in prefixes if p in listed]
     assert not left, f"namespaces left behind: {left}"
+
+
+@pytest.mark.parametrize("args", [["run"], ["check-pcap", "x.pcap", "--jobs", "x"],
+                                  ["nosuch"], ["run", "--iut", "reference", "--seed", "x"]])
+def test_argparse_errors_are_one_line_too(args):
+    run = espspec(*args)
+    assert run.returncode == 2
+    assert len(run.stderr.strip().splitlines()) == 1 and "--help" in run.stderr, run.stderr

@@ -24,6 +24,14 @@ from .replay import cmd_replay
 from .run import cmd_run
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr (exit 2), as every other error
+    of espspec is; ``--help`` still prints the whole usage."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def _isolation_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
                    help=f"deadline for each IUT verb (default {DEFAULT_TIMEOUT:g} s); a verb "
@@ -34,7 +42,7 @@ def _isolation_options(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="espspec", description="Conformance and fuzzing suite "
+    ap = OneLineParser(prog="espspec", description="Conformance and fuzzing suite "
                                  "for IPsec ESP, sub-SAs, EESP and PSP")
     ap.add_argument("--version", action="version", version=f"espspec {version()}")
     sub = ap.add_subparsers(dest="command", required=True)
