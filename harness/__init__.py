@@ -12,8 +12,13 @@ The architecture, as the packages show it:
 * ``results/`` -- the results document and its text on the terminal.
 * ``capture/`` -- the pcap/pcapng reader and dissector.
 * ``pcapcheck/`` -- offline certification from captures (``check-pcap``, ``gen-pcap``).
+* ``net/`` -- network namespaces, veths and the AF_PACKET relay between two ends, for
+  implementations that run as daemons.
+* ``daemon/`` -- the SA file every daemon under test reads, and the reference daemon (the
+  model behind a TUN device).
 * ``cli/`` -- the ``espspec`` command; ``pytest_plugin`` -- the suites under pytest;
-  ``fuzz`` -- atheris targets; ``tables`` -- text tables.
+  ``fuzz`` -- atheris targets; ``tables`` -- text tables; ``atomic_file`` -- replacing a
+  file so that readers never see half of it.
 
 Nothing here is imported by ``spec_model``.
 """
