@@ -15,8 +15,8 @@ import hashlib
 import sys
 from pathlib import Path
 
-from spec_model import NAMED, Delivered, Dropped, Kdf, Receiver, Sender
-from spec_model.kdf import ROOT_KEY_LEN
+from spec_model import NAMED, Delivered, Dropped, Receiver, Sender
+from spec_model.keying import keymat_len
 
 CORPORA = Path(__file__).resolve().parent.parent / "corpora" / "fuzz"
 PROFILES = sorted(NAMED)
@@ -24,7 +24,7 @@ SPI = 0x1000
 
 
 def _keymat(profile) -> bytes:
-    n = ROOT_KEY_LEN[profile.kdf] if profile.kdf is not Kdf.NONE else profile.aead_spec.keymat_len
+    n = keymat_len(profile)
     return hashlib.sha256(profile.name.encode()).digest()[:n].ljust(n, b"\x01")
 
 

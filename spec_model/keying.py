@@ -32,12 +32,19 @@ from .kdf import ROOT_KEY_LEN, eesp_subsa_keymat, psp_sa_key
 from .profile import Kdf, NonceScheme, Profile
 
 
+def keymat_len(profile: Profile) -> int:
+    """Bytes of key material one SA of ``profile`` takes: the KDF's root key where sub-SA
+    keys are derived, else the AEAD key and salt."""
+    if profile.kdf is not Kdf.NONE:
+        return ROOT_KEY_LEN[profile.kdf]
+    return profile.aead_spec.keymat_len
+
+
 class Keying:
     __slots__ = ("profile", "keymat", "base_spi", "_cache", "_ciphers")
 
     def __init__(self, profile: Profile, keymat: bytes, base_spi: int) -> None:
-        aead = profile.aead_spec
-        want = ROOT_KEY_LEN[profile.kdf] if profile.kdf is not Kdf.NONE else aead.keymat_len
+        want = keymat_len(profile)
         if len(keymat) != want:
             raise ConfigError(f"profile {profile.name} with {profile.aead} needs {want} bytes "
                               f"of key material, got {len(keymat)}",

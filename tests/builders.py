@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import struct
 
-from spec_model import Kdf, Mode, Profile, Sender
-from spec_model.kdf import ROOT_KEY_LEN
+from spec_model import Mode, Profile, Sender
+from spec_model.keying import keymat_len
 from harness.engine.craft import seal_custom
 
 SPI = 0x0000_1000
 
 
 def keymat_for(profile: Profile, seed: int = 1) -> bytes:
-    n = ROOT_KEY_LEN[profile.kdf] if profile.kdf is not Kdf.NONE else profile.aead_spec.keymat_len
+    n = keymat_len(profile)
     return bytes((seed * 31 + i * 7) & 0xFF for i in range(n))
 
 

@@ -35,9 +35,9 @@ import json
 import os
 from dataclasses import dataclass, fields, replace
 
-from spec_model import Framing, Kdf, Profile
+from spec_model import Framing, Profile
 from spec_model.errors import EspSpecError
-from spec_model.kdf import ROOT_KEY_LEN
+from spec_model.keying import keymat_len
 
 from .. import atomic_file
 from spec_model.subsa import check_base_spi
@@ -179,13 +179,6 @@ class SaFile:
 
 def default_port(profile: Profile) -> int:
     return DEFAULT_PORTS[profile.framing]
-
-
-def keymat_len(profile: Profile) -> int:
-    """Bytes of key material one SA of this profile takes (``spec_model.keying``)."""
-    if profile.kdf is not Kdf.NONE:
-        return ROOT_KEY_LEN[profile.kdf]
-    return profile.aead_spec.keymat_len
 
 
 def write(path: str | os.PathLike, sa: SaFile) -> None:

@@ -29,9 +29,9 @@ import hashlib
 import struct
 from dataclasses import dataclass, field
 
-from spec_model import Kdf, Mode, Profile
+from spec_model import Mode, Profile
 from spec_model.errors import DecodeError, SendRefused
-from spec_model.kdf import ROOT_KEY_LEN
+from spec_model.keying import keymat_len
 from spec_model.profile import SubSaLocation
 from spec_model.receiver import Delivered, Dropped
 
@@ -54,7 +54,7 @@ def _derive(seed: int, label: str, what: str, n: int) -> bytes:
 
 def keymat(profile: Profile, label: str, seed: int) -> bytes:
     """The fixed key material of unlabelled sessions (``label`` is "out" or "in")."""
-    n = ROOT_KEY_LEN[profile.kdf] if profile.kdf is not Kdf.NONE else profile.aead_spec.keymat_len
+    n = keymat_len(profile)
     out = b""
     while len(out) < n:
         out += hashlib.sha256(f"espspec/{label}/{profile.name}/{seed}/{len(out)}".encode()).digest()
@@ -75,7 +75,7 @@ def sa_pair(profile: Profile, label: str, seed: int) -> tuple[SaConfig, SaConfig
     if not label:
         return (SaConfig(profile, SPI_OUT, keymat(profile, "out", seed)),
                 SaConfig(profile, SPI_IN, keymat(profile, "in", seed)))
-    n = ROOT_KEY_LEN[profile.kdf] if profile.kdf is not Kdf.NONE else profile.aead_spec.keymat_len
+    n = keymat_len(profile)
     out_spi = _spi(profile, seed, label, "spi-out")
     in_spi = _spi(profile, seed, label, "spi-in") | 0x4000_0000    # never out's SPI
     return (SaConfig(profile, out_spi, _derive(seed, label, "key-out", n)),

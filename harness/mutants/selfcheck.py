@@ -21,9 +21,9 @@ import sys
 from dataclasses import replace
 from typing import Callable
 
-from spec_model import (Delivered, Dropped, Framing, Kdf, Mode, Profile, Receiver, Sender,
+from spec_model import (Delivered, Dropped, Framing, Mode, Profile, Receiver, Sender,
                         named)
-from spec_model.kdf import ROOT_KEY_LEN
+from spec_model.keying import keymat_len
 from spec_model.keying import Keying
 from spec_model.nonce import nonce_builder
 from spec_model.subsa import locate
@@ -39,7 +39,7 @@ SPI_OUT, SPI_IN = 0x1000, 0x2000
 
 
 def _keymat(profile: Profile, label: str) -> bytes:
-    n = ROOT_KEY_LEN[profile.kdf] if profile.kdf is not Kdf.NONE else profile.aead_spec.keymat_len
+    n = keymat_len(profile)
     out = b""
     while len(out) < n:
         out += hashlib.sha256(f"selfcheck/{label}/{len(out)}".encode()).digest()

@@ -41,9 +41,9 @@ import shutil
 import struct
 from dataclasses import dataclass, field
 
-from spec_model import Kdf, Mode, Profile, Receiver, Sender, Delivered
+from spec_model import Mode, Profile, Receiver, Sender, Delivered
 from spec_model.errors import EspSpecError, SendRefused
-from spec_model.kdf import ROOT_KEY_LEN
+from spec_model.keying import keymat_len
 from spec_model.limits import LimitPolicy
 from spec_model.profile import Framing, SeqWire
 from spec_model.wire.payload import EspTrailer
@@ -164,8 +164,7 @@ class GenResult:
 
 def keymat_for(profile: Profile, seed: int, index: int) -> bytes:
     """Deterministic key material of SA ``index`` for a seed."""
-    n = ROOT_KEY_LEN[profile.kdf] if profile.kdf is not Kdf.NONE else \
-        profile.aead_spec.keymat_len
+    n = keymat_len(profile)
     out = b""
     block = 0
     while len(out) < n:
