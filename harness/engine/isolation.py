@@ -299,28 +299,29 @@ class IsolatedIut:
 
     def _call(self, op: str, verb: str, *args):
         reply = self._worker.request(op, self._handle, verb, args, self._owner.timeout)
-        if reply[0] == "ok":
+        outcome = self._outcome(verb, reply)
+        if isinstance(outcome, Exception) and reply[0] != "ok":
+            raise outcome
+        return outcome
+
+    def _outcome(self, verb: str, reply: tuple):
+        """A worker's reply as the value, or the exception a call would raise."""
+        kind = reply[0]
+        if kind == "ok":
             return reply[1]
-        if reply[0] == "raised":
-            raise IutRaised(verb, reply[1], reply[2])
-        raise Unsendable(reply[1])
+        if kind == "raised":
+            return IutRaised(verb, reply[1], reply[2])
+        if kind == "unsendable":
+            return Unsendable(reply[1])
+        if kind == "hang":
+            return IutHang(verb, self._owner.timeout)
+        return IutCrash(verb, reply[1])
 
     def call_many(self, verb: str, calls: list[tuple]) -> list:
         """Pipelined calls of one verb: per call its answer, or the exception a single
         call would have raised; the list ends at a hang or a crash."""
-        out: list = []
-        for reply in self._worker.request_many(self._handle, verb, calls, self._owner.timeout):
-            if reply[0] == "ok":
-                out.append(reply[1])
-            elif reply[0] == "raised":
-                out.append(IutRaised(verb, reply[1], reply[2]))
-            elif reply[0] == "unsendable":
-                out.append(Unsendable(reply[1]))
-            elif reply[0] == "hang":
-                out.append(IutHang(verb, self._owner.timeout))
-            else:
-                out.append(IutCrash(verb, reply[1]))
-        return out
+        return [self._outcome(verb, reply) for reply in
+                self._worker.request_many(self._handle, verb, calls, self._owner.timeout)]
 
     def __getattr__(self, verb: str):
         if verb.startswith("_") or verb not in self._verbs:

@@ -184,15 +184,25 @@ CONFIRMATIONS = 2     # reruns of a minimal failure before it is reported
 def confirmed(ctx, failure: ConformanceFailure) -> ConformanceFailure:
     """The minimal failure, run again on fresh sessions with the same SAs: the same
     failure each time, or the IUT-NONDETERMINISTIC failure with both answers."""
-    for _ in range(CONFIRMATIONS):
+    again = _rerun_until_it_differs(ctx, failure, CONFIRMATIONS)
+    if not differs(failure, again):
+        return failure
+    return ConformanceFailure([Finding.of("IUT-NONDETERMINISTIC",
+                                          compare_answers(failure, again))],
+                              failure.steps, failure.profile, failure.session,
+                              failure.answers)
+
+
+def _rerun_until_it_differs(ctx, failure: ConformanceFailure, tries: int):
+    """Run ``failure``'s steps again on fresh sessions with the same SAs, up to ``tries``
+    times; the first outcome that differs, else the last."""
+    again = None
+    for _ in range(tries):
         again = rerun(ctx.factory, failure.profile or ctx.profile, failure.steps, ctx.seed,
                       ctx.strict, failure.session)
         if differs(failure, again):
-            return ConformanceFailure([Finding.of("IUT-NONDETERMINISTIC",
-                                                  compare_answers(failure, again))],
-                                      failure.steps, failure.profile, failure.session,
-                                      failure.answers)
-    return failure
+            break
+    return again
 
 
 def nondeterminism(ctx, failures: list[ConformanceFailure], flaky: Flaky
@@ -205,12 +215,7 @@ def nondeterminism(ctx, failures: list[ConformanceFailure], flaky: Flaky
             "IUT-NONDETERMINISTIC", f"Hypothesis saw the IUT answer the same steps "
             f"differently ({type(flaky).__name__}: {first_line[:200]})")], [], ctx.profile)
     first = failures[0]
-    again = None
-    for _ in range(CONFIRMATIONS + 1):
-        again = rerun(ctx.factory, first.profile or ctx.profile, first.steps, ctx.seed,
-                      ctx.strict, first.session)
-        if differs(first, again):
-            break
+    again = _rerun_until_it_differs(ctx, first, CONFIRMATIONS + 1)
     return ConformanceFailure([Finding.of("IUT-NONDETERMINISTIC",
                                           compare_answers(first, again))],
                               first.steps, first.profile, first.session, first.answers)
