@@ -291,8 +291,17 @@ class Relay:
                                    zero_udp_checksum=self.config.zero_udp_checksum)
         except Exception as e:  # noqa: BLE001 -- keep the packet, tell the caller
             action = HOLD
-            self._fail(RelayError(f"the relay's policy raised on packet {pkt.number}: "
-                                  f"{type(e).__name__}: {e}"))
+            failure = RelayError(f"the relay's policy raised on packet {pkt.number}: "
+                                 f"{type(e).__name__}: {e}")
+        else:
+            failure = None
+        if failure is not None:        # held first, then told: a waiter sees both at once
+            with self._cond:
+                self._held.append(pkt)
+                self.seen.append(pkt)
+                self._unclaimed[side].append(pkt)
+            self._fail(failure)
+            return
         with self._cond:                          # recorded before it is sent on
             if action.kind == "hold":
                 self._held.append(pkt)
