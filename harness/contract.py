@@ -7,6 +7,8 @@ daemon, a capture) behind ``Iut``:
 * ``capabilities()`` says what it can do; a case it rules out is UNSUPPORTED, never PASS.
 * ``install(outbound, inbound)`` sets up one child SA per direction from ``SaConfig``s:
   the profile (with its N sub-SAs, window and limits), the base SPI and the key material.
+  An IUT that negotiates its own keys (IKE; ``Capabilities.negotiates_keys``) takes the
+  profile only and answers the pair of ``SaConfig``s it really installed.
 * ``protect(sub_sa, payload, next_header)`` returns the packet bytes from the first
   (E)ESP/PSP header byte to the ICV, or a ``Refused`` (limit reached, counter exhausted,
   sub-SA out of range) — never an exception for a refusal.
@@ -95,6 +97,11 @@ class Capabilities:
     rekey: bool = False                # has the rekey verb: replaces both SAs in place
     rekey_overlap: bool = False        # after a rekey, still accepts the old inbound SA
     #                                    (the one just replaced, until the next rekey)
+    mtu: int | None = None             # the largest payload protect() takes (the tunnel
+    #                                    device's MTU); refusing a larger one is no finding
+    negotiates_keys: bool = False      # install/rekey answer the (outbound, inbound) SAs
+    #                                    the IUT really set up (its own SPIs and keys, as
+    #                                    IKE negotiated them); the session judges those
     notes: tuple[str, ...] = field(default=())
 
     def unsupported(self, p: Profile) -> str | None:
@@ -147,7 +154,18 @@ def _is_uint(v, top: int = UINT64) -> bool:
 
 
 def _nothing(v) -> str | None:
-    return None                          # install, set_counter, rekey, close: ignored
+    return None                          # set_counter, close: ignored
+
+
+def _installed(v) -> str | None:
+    """install, rekey: nothing, or the (outbound, inbound) SAs the IUT negotiated."""
+    if v is None:
+        return None
+    if not (isinstance(v, tuple) and len(v) == 2 and all(isinstance(c, SaConfig) for c in v)):
+        return f"returned {_short(v)} where None or an (outbound, inbound) pair of SaConfig was due"
+    if v[0].profile != v[1].profile:
+        return "returned SAs of two different profiles"
+    return None
 
 
 def _protected(v) -> str | None:
@@ -210,9 +228,10 @@ def _short(v) -> str:
 
 
 ANSWERS: dict[str, Callable[[object], str | None]] = {
-    "constructor": _iut, "capabilities": _capabilities, "install": _nothing, "protect": _protected,
-    "unprotect": _outcome, "set_counter": _nothing, "counters": _counters,
-    "rekey_due": _requirement_or_none, "rekey": _nothing, "close": _nothing,
+    "constructor": _iut, "capabilities": _capabilities, "install": _installed,
+    "protect": _protected, "unprotect": _outcome, "set_counter": _nothing,
+    "counters": _counters, "rekey_due": _requirement_or_none, "rekey": _installed,
+    "close": _nothing,
 }
 OPTIONAL_VERBS = ("set_counter", "counters", "rekey_due", "rekey")
 

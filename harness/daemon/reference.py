@@ -35,6 +35,14 @@ and the payload written to the TUN (in transport mode behind an IP header rebuil
 requirement. The source address of a datagram is not checked (as strongSwan does not).
 Bad input from the wire never ends the daemon.
 
+Control (``--control``): stdin carries one command per line, each answered on stdout by
+one line, ``OK <command>`` or ``ERROR <command>: <why>`` -- ``SUB-SA K`` (send what
+follows on sub-SA K, as ``--sub-sa`` does), ``SET-COUNTER K V`` (sub-SA K's counter to
+V, forward only) and ``COUNTERS`` (``OK COUNTERS c0 c1 ...``, the last SN sent per
+sub-SA). A rekey (SIGHUP) forgets ``SUB-SA``: the new SAs may have fewer sub-SAs. A harness steers the daemon through it without knowing its flow rule. End of
+stdin ends control, not the daemon. ``sender_class``/``receiver_class`` replace the
+model's ends (``espspec daemon --mutant NAME`` runs a mutant behind the TUN device).
+
 Signals: SIGHUP re-reads the SA file -- a rekey: a higher generation, new SAs (and
 possibly a new profile), the same interface, addresses, ports and encapsulation; new
 ``Sender`` and ``Receiver`` (no overlap: packets of the old inbound SA are dropped as
@@ -149,10 +157,14 @@ def _ip(*args: str) -> None:
 
 class ReferenceDaemon:
     def __init__(self, sa_path: str, out: IO[str] = sys.stdout, err: IO[str] = sys.stderr,
-                 sub_sa: int | None = None) -> None:
+                 sub_sa: int | None = None, control: IO[bytes] | None = None,
+                 sender_class: type = Sender, receiver_class: type = Receiver) -> None:
         self.sa_path = sa_path
+        self.control = control
+        self._control_buf = b""
+        self.sender_class, self.receiver_class = sender_class, receiver_class
         self.out, self.err = out, err
-        self.fixed_sub_sa = sub_sa
+        self.fixed_sub_sa = self.cli_sub_sa = sub_sa
         self.cfg: SaFile | None = None
         self.sender: Sender | None = None
         self.receiver: Receiver | None = None
@@ -209,12 +221,13 @@ class ReferenceDaemon:
 
     # --- SAs -------------------------------------------------------------------------------
     def install(self, cfg: SaFile) -> None:
-        sender = Sender(cfg.profile, cfg.outbound.keymat, cfg.outbound.spi)
-        receiver = Receiver(cfg.profile, cfg.inbound.keymat, cfg.inbound.spi)
-        if self.fixed_sub_sa is not None and not 0 <= self.fixed_sub_sa < cfg.profile.n_sub_sas:
-            raise SaFileError(f"{self.sa_path}: --sub-sa {self.fixed_sub_sa}, but the profile "
+        sender = self.sender_class(cfg.profile, cfg.outbound.keymat, cfg.outbound.spi)
+        receiver = self.receiver_class(cfg.profile, cfg.inbound.keymat, cfg.inbound.spi)
+        if self.cli_sub_sa is not None and not 0 <= self.cli_sub_sa < cfg.profile.n_sub_sas:
+            raise SaFileError(f"{self.sa_path}: --sub-sa {self.cli_sub_sa}, but the profile "
                               f"has {cfg.profile.n_sub_sas} sub-SAs")
         self.cfg, self.sender, self.receiver = cfg, sender, receiver
+        self.fixed_sub_sa = self.cli_sub_sa          # a SUB-SA line lasts until a rekey
         p = cfg.profile
         self._tunnel = p.mode is Mode.TUNNEL
         self._udp_esp = cfg.encapsulation == "udp" and p.framing is Framing.ESP
@@ -377,6 +390,47 @@ class ReferenceDaemon:
         self.say(f"DROP spi={'-' if spi is None else f'{spi:#010x}'} seq={_num(outcome.seq)} "
                  f"reason={outcome.reason.value} requirement={outcome.requirement or '-'}")
 
+    # --- control ---------------------------------------------------------------------------
+    def on_control(self) -> None:
+        """Read what stdin has; answer every whole line."""
+        try:
+            chunk = os.read(self.control.fileno(), 4096)
+        except (BlockingIOError, InterruptedError):
+            return
+        if not chunk:
+            self.control = None                    # end of stdin: no more control
+            return
+        self._control_buf += chunk
+        *lines, self._control_buf = self._control_buf.split(b"\n")
+        for raw in lines:
+            line = raw.decode("ascii", "replace").strip()
+            if line:
+                self.say(self.command(line), must=True)
+
+    def command(self, line: str) -> str:
+        """The answer to one control line (``OK ...`` or ``ERROR ...: why``)."""
+        words = line.split()
+        p = self.cfg.profile
+        try:
+            args = [int(w, 0) for w in words[1:]]
+        except ValueError:
+            return f"ERROR {line}: arguments are integers"
+        verb = words[0].upper()
+        if verb == "SUB-SA" and len(args) == 1:
+            if not 0 <= args[0] < p.n_sub_sas:
+                return f"ERROR {line}: the profile has {p.n_sub_sas} sub-SAs"
+            self.fixed_sub_sa = args[0]
+            return f"OK {line}"
+        if verb == "SET-COUNTER" and len(args) == 2:
+            try:
+                self.sender.set_counter(args[0], args[1])
+            except (EspSpecError, ValueError, IndexError) as e:
+                return f"ERROR {line}: {_word(str(e))}"
+            return f"OK {line}"
+        if verb == "COUNTERS" and not args:
+            return "OK COUNTERS " + " ".join(str(c) for c in self.sender.counters)
+        return f"ERROR {line}: unknown (SUB-SA K, SET-COUNTER K V, COUNTERS)"
+
     def _peek_spi(self, data: bytes) -> int | None:
         try:
             return self.receiver.codec.decode(data).spi
@@ -385,9 +439,12 @@ class ReferenceDaemon:
 
     def loop(self) -> None:
         tun, sock, wake = self.tun, self.sock, self._wake_r
+        if self.control is not None:
+            os.set_blocking(self.control.fileno(), False)
         while True:
+            watched = [tun, sock, wake] + ([self.control] if self.control is not None else [])
             try:
-                ready = select.select([tun, sock, wake], [], [])[0]
+                ready = select.select(watched, [], [])[0]
             except InterruptedError:
                 ready = []
             if self.signals or wake in ready:
@@ -402,6 +459,8 @@ class ReferenceDaemon:
                 if signal.SIGHUP in pending:
                     self.rekey()
                 continue
+            if self.control is not None and self.control in ready:
+                self.on_control()
             if tun in ready:
                 for _ in range(64):
                     try:
@@ -451,5 +510,8 @@ def _word(text: str) -> str:
     return "-".join(text.split())[:80] or "-"
 
 
-def main(sa_path: str, sub_sa: int | None = None) -> int:
-    return ReferenceDaemon(sa_path, sub_sa=sub_sa).run()
+def main(sa_path: str, sub_sa: int | None = None, control: bool = False,
+         sender_class: type = Sender, receiver_class: type = Receiver) -> int:
+    return ReferenceDaemon(sa_path, sub_sa=sub_sa,
+                           control=sys.stdin.buffer if control else None,
+                           sender_class=sender_class, receiver_class=receiver_class).run()

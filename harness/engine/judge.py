@@ -81,7 +81,7 @@ class Judge:
                    result: bytes | Refused) -> list[Finding]:
         refusal = self.expected.refusal(sub_sa, len(payload))
         if isinstance(result, Refused):
-            if refusal is None:
+            if refusal is None and not (self.caps.mtu and len(payload) > self.caps.mtu):
                 return [Finding.of("SEND-WITHIN-LIMITS",
                                    f"IUT refused a packet on sub-SA {sub_sa} that its "
                                    f"counters and limits allow: {result.detail}")]

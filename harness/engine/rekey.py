@@ -71,7 +71,9 @@ def rekey(s, sa_pair: Derive) -> None:
     if not callable(verb):
         s.judge_all([Finding.of("IUT-CONTRACT", "the IUT declares Capabilities.rekey but "
                                                 "has no rekey verb")])
-    s._call("rekey", verb, outbound, inbound)
+    installed = s._call("rekey", verb, outbound, inbound)
+    if installed is not None and s.caps.negotiates_keys:
+        outbound, inbound = installed          # the SAs the IUT negotiated itself
     s.judge = RekeyedJudge(outbound, inbound, s.caps, s.judge, generation)
     s.outbound, s.inbound = outbound, inbound
 

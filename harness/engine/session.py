@@ -82,18 +82,42 @@ def sa_pair(profile: Profile, label: str, seed: int) -> tuple[SaConfig, SaConfig
             SaConfig(profile, in_spi, _derive(seed, label, "key-in", n)))
 
 
-def make_payload(profile: Profile, size: int, fill: int = 0xA5, v6: bool = False
-                 ) -> tuple[bytes, int | None]:
+IUT_FILL, PEER_FILL = 0xA5, 0x5A
+# the inner addresses of tunnel-mode payloads (documentation ranges, RFC 5737 / RFC 3849):
+# the IUT's end is .1 / ::1, the model peer's .2 / ::2, as a TUN daemon's tunnel has them
+INNER_V4 = (bytes([203, 0, 113, 1]), bytes([203, 0, 113, 2]))
+INNER_V6 = (bytes.fromhex("20010db8" + "00" * 11 + "01"), bytes.fromhex("20010db8" + "00" * 11 + "02"))
+# the inner packet's protocol: 253, for experimentation (RFC 3692), so that the fill bytes
+# are no transport header a gateway would parse and drop as malformed (strongSwan drops an
+# inner "UDP packet too short"); transport-mode payloads keep next header 17
+INNER_PROTOCOL = 253
+
+
+def _ipv4_checksum(header: bytes) -> int:
+    total = sum(struct.unpack("!10H", header))
+    total = (total & 0xFFFF) + (total >> 16)
+    return ~((total & 0xFFFF) + (total >> 16)) & 0xFFFF
+
+
+def make_payload(profile: Profile, size: int, fill: int = IUT_FILL, v6: bool = False,
+                 from_peer: bool | None = None) -> tuple[bytes, int | None]:
     """A payload of about ``size`` bytes that suits the mode: an IP packet in tunnel mode
-    (at least a header), raw transport bytes with next header UDP otherwise."""
+    (a valid header, ``INNER_V4``/``INNER_V6``: from the IUT's end to the peer's, or back
+    when ``from_peer``, which defaults to ``fill == PEER_FILL``; protocol
+    ``INNER_PROTOCOL``), raw transport bytes with next header UDP otherwise."""
     body = bytes((fill + i) & 0xFF for i in range(size))
     if profile.mode is not Mode.TUNNEL:
         return body, 17
+    if from_peer is None:
+        from_peer = fill == PEER_FILL
     if v6:
-        return struct.pack("!IHBB16s16s", 6 << 28, len(body), 17, 64, bytes(16),
-                           bytes(15) + b"\x01") + body, None
-    return struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(body), 0, 0, 64, 17, 0,
-                       bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2])) + body, None
+        src, dst = INNER_V6[::-1] if from_peer else INNER_V6
+        return struct.pack("!IHBB16s16s", 6 << 28, len(body), INNER_PROTOCOL, 64, src,
+                           dst) + body, None
+    src, dst = INNER_V4[::-1] if from_peer else INNER_V4
+    head = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(body), 0, 0, 64, INNER_PROTOCOL, 0,
+                       src, dst)
+    return head[:10] + struct.pack("!H", _ipv4_checksum(head)) + head[12:] + body, None
 
 
 class ConformanceFailure(AssertionError):
@@ -171,10 +195,24 @@ class Session:
         try:
             self.caps = self._call("capabilities", self.iut.capabilities)
             self.judge = Judge(self.outbound, self.inbound, self.caps)
-            self._call("install", self.iut.install, self.outbound, self.inbound)
+            installed = self._call("install", self.iut.install, self.outbound, self.inbound)
+            if installed is not None and self.caps.negotiates_keys:
+                self.negotiated(installed)
         except (ConformanceFailure, IutLost):
             self.close()
             raise
+
+    def negotiated(self, sas: tuple[SaConfig, SaConfig]) -> None:
+        """Judge the SAs an IUT negotiated itself (IKE) instead of the ones proposed:
+        their profile must be the session's, and the judge starts on them afresh."""
+        from .judge import Judge
+        outbound, inbound = sas
+        if outbound.profile != self.profile:
+            self.judge_all([Finding.of("IUT-CONTRACT", f"install answered SAs of profile "
+                                                       f"{outbound.profile.name}, not "
+                                                       f"{self.profile.name}")])
+        self.outbound, self.inbound = outbound, inbound
+        self.judge = Judge(outbound, inbound, self.caps)
 
     @classmethod
     def open(cls, factory: IutFactory, profile: Profile, **kw) -> "Session":
@@ -252,7 +290,7 @@ class Session:
         return None
 
     def _peer_seal(self, sub_sa: int, size: int, v6: bool = False):
-        payload, nh = make_payload(self.profile, size, fill=0x5A, v6=v6)
+        payload, nh = make_payload(self.profile, size, fill=PEER_FILL, v6=v6)
         try:
             return self.judge.peer.seal(sub_sa, payload, nh)
         except SendRefused:

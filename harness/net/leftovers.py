@@ -8,14 +8,19 @@ looked for as the first all-digit word after ``espspec-``), so leftovers are fou
 (``ip netns pids``; a zombie counts as gone), then deletes it (``ip netns delete``); the
 veths inside go with it. A namespace whose owning run (the PID in its name) is still alive
 is skipped unless ``force`` is given, so that a cleanup never pulls the ground from under a
-run in progress. Nothing outside the matching names is looked at or touched.
+run in progress. A topology's work folder (``Topology.folder()``, the prefix as a folder
+name in the temporary directory: SA files, daemon logs) is a leftover too, of kind
+``folder``: ``remove`` deletes it. Nothing outside the matching names is looked at or
+touched.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
+import tempfile
 import time
 from dataclasses import dataclass
 
@@ -34,6 +39,7 @@ class Leftover:
     owner: int | None          # the PID of the run that made it, from its name
     owner_alive: bool
     pids: tuple[int, ...]      # processes still inside it
+    kind: str = "namespace"    # or "folder": a topology's work folder
 
 
 def find(prefix: str = PREFIX) -> list[Leftover]:
@@ -42,18 +48,25 @@ def find(prefix: str = PREFIX) -> list[Leftover]:
     try:
         names = sorted(n for n in os.listdir(nsenter.NETNS_DIR) if n.startswith(prefix))
     except FileNotFoundError:
-        return []
+        names = []
+    folders = sorted(n for n in os.listdir(tempfile.gettempdir()) if n.startswith(prefix)
+                     and os.path.isdir(os.path.join(tempfile.gettempdir(), n)))
     out = []
-    for name in names:
-        m = _OWNER.match(name)
-        owner = int(m.group(1)) if m else None
-        alive = owner is not None and owner != os.getpid() and not gone(owner)
-        out.append(Leftover(name, owner, alive, tuple(namespace_pids(name))))
+    for kind, found in (("namespace", names), ("folder", folders)):
+        for name in found:
+            m = _OWNER.match(name)
+            owner = int(m.group(1)) if m else None
+            alive = owner is not None and owner != os.getpid() and not gone(owner)
+            pids = tuple(namespace_pids(name)) if kind == "namespace" else ()
+            out.append(Leftover(name, owner, alive, pids, kind))
     return out
 
 
 def remove(left: Leftover, *, wait: float = 2.0) -> list[str]:
     """Kill what runs in ``left`` (by PID) and delete it; one line per thing removed."""
+    if left.kind == "folder":
+        shutil.rmtree(os.path.join(tempfile.gettempdir(), left.name), ignore_errors=True)
+        return [f"removed folder {os.path.join(tempfile.gettempdir(), left.name)}"]
     lines = []
     for pid in left.pids:
         if pid == os.getpid():

@@ -90,10 +90,11 @@ class Child:
     """A program running in namespace ``ns`` as a child of this process."""
 
     def __init__(self, ns: str, argv: list[str], *, die_with_us: bool = True,
-                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=None) -> None:
+                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                 stderr=subprocess.DEVNULL, env=None, cwd=None) -> None:
         self.ns, self.argv = ns, list(argv)
         self.proc = subprocess.Popen(
-            [tool("ip"), "netns", "exec", ns, *argv], stdin=subprocess.DEVNULL,
+            [tool("ip"), "netns", "exec", ns, *argv], stdin=stdin, cwd=cwd,
             stdout=stdout, stderr=stderr, env=env, start_new_session=True,
             preexec_fn=_die_with_parent if die_with_us else None)
         self.pid = self.proc.pid

@@ -19,7 +19,8 @@ disabled before the links exist (no router or neighbour solicitations), ``lo`` i
 
 What was made is recorded as it is made (the namespace names, the children started with
 ``spawn``), and ``close()`` removes exactly that: the relays attached to the topology,
-the children (by PID, process group first), then the namespaces. It is idempotent and
+the children (by PID, process group first), then the namespaces and the work folder
+(``folder()``). It is idempotent and
 runs after a creation that failed half way. Every live topology is in a registry that
 ``close_all()`` empties; it runs at interpreter exit (atexit) and, when this process had
 left SIGTERM or SIGHUP at their default (which would end it without atexit), on those
@@ -33,8 +34,10 @@ import atexit
 import ipaddress
 import os
 import secrets
+import shutil
 import signal
 import socket
+import tempfile
 import threading
 from dataclasses import dataclass, field
 
@@ -112,6 +115,7 @@ class Topology:
         self.made = _Made()
         self.relays: list = []          # Relay objects attached (closed first)
         self.closed = False
+        self.workdir: str | None = None
         self.ns = {"a": f"{prefix}-a", "mid": f"{prefix}-mid", "b": f"{prefix}-b"}
         a, b = ipaddress.ip_interface(config.a_address), ipaddress.ip_interface(config.b_address)
         self.ends = {
@@ -213,6 +217,17 @@ class Topology:
     def pids(self) -> list[int]:
         return [c.pid for c in self.made.children]
 
+    def folder(self) -> str:
+        """The topology's work folder (SA files, daemon logs): the prefix as a folder in
+        the temporary directory, removed on close() -- or by ``espspec netns --cleanup``
+        (``leftovers``) after a run that was killed."""
+        self._alive()
+        if self.workdir is None:
+            path = os.path.join(tempfile.gettempdir(), self.prefix)
+            os.makedirs(path, mode=0o700, exist_ok=True)
+            self.workdir = path
+        return self.workdir
+
     def __enter__(self) -> "Topology":
         return self
 
@@ -248,6 +263,9 @@ class Topology:
                 self.made.namespaces.remove(name)
             except Exception as e:  # noqa: BLE001
                 problems.append(f"namespace {name}: {e}")
+        if self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            self.workdir = None
         _unregister(self)
         if problems:
             raise CleanupError(f"topology {self.prefix} left: " + "; ".join(problems))
