@@ -85,6 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_netns(sub)
     from .daemon import add_subcommand as add_daemon
     add_daemon(sub)
+    from .probe import add_subcommand as add_probe
+    add_probe(sub, _isolation_options)
     return ap
 
 
