@@ -87,6 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_daemon(sub)
     from .probe import add_subcommand as add_probe
     add_probe(sub, _isolation_options)
+    from .interop import add_subcommand as add_interop
+    add_interop(sub)
     return ap
 
 
