@@ -17,6 +17,12 @@ daemon, a capture) behind ``Iut``:
 * optional ``set_counter(sub_sa, value)``, ``counters()``, ``rekey_due()`` and
   ``rekey(outbound, inbound)`` (replace both SAs by new ones, see ``Capabilities.rekey``);
   ``close()`` always. Optional attributes ``name`` and ``version`` say what was tested.
+* optional ``evidence()``: what the IUT can show of the current session (since its
+  ``install``) when the session fails -- None, or files as ``{file name: bytes}`` (plain
+  names, no folders), e.g. the packets on the wire as a pcap and the keys to read them
+  (``harness.capture.evidence``). The session asks for it once, before ``close``, and
+  ``espspec run --report`` writes the files beside the results; an exception there never
+  hides the failure that was found.
 
 What a verb returns is checked against ``ANSWERS``, a table of one check per verb: an
 answer outside the contract is an IUT-CONTRACT finding. An adapter whose implementation
@@ -140,6 +146,7 @@ class Iut(Protocol):
     def counters(self) -> list[int]: ...
     def rekey_due(self) -> str | None: ...
     def rekey(self, outbound: SaConfig, inbound: SaConfig) -> None: ...
+    def evidence(self) -> dict[str, bytes] | None: ...
     def close(self) -> None: ...
 
 
@@ -222,6 +229,26 @@ def _requirement_or_none(v) -> str | None:
         f"returned {type(v).__name__} where a requirement ID or None was due"
 
 
+MAX_EVIDENCE_NAME = 255                  # bytes of a file name (Linux NAME_MAX)
+
+
+def _evidence(v) -> str | None:
+    """evidence: None, or {plain file name: bytes}."""
+    if v is None:
+        return None
+    if not isinstance(v, dict):
+        return f"returned {_short(v)} where None or a dict of file name -> bytes was due"
+    for name, content in v.items():
+        if not (type(name) is str and name not in ("", ".", "..") and name.isprintable()
+                and "/" not in name and "\\" not in name
+                and len(name.encode("utf-8", "replace")) <= MAX_EVIDENCE_NAME):
+            return f"returned a file name {_short(name)} that is not a plain file name"
+        if type(content) is not bytes:
+            return (f"returned {type(content).__name__} for the file {name!r} where "
+                    f"bytes were due")
+    return None
+
+
 def _short(v) -> str:
     text = repr(v)
     return text if len(text) <= 120 else text[:117] + "..."
@@ -231,9 +258,9 @@ ANSWERS: dict[str, Callable[[object], str | None]] = {
     "constructor": _iut, "capabilities": _capabilities, "install": _installed,
     "protect": _protected, "unprotect": _outcome, "set_counter": _nothing,
     "counters": _counters, "rekey_due": _requirement_or_none, "rekey": _installed,
-    "close": _nothing,
+    "close": _nothing, "evidence": _evidence,
 }
-OPTIONAL_VERBS = ("set_counter", "counters", "rekey_due", "rekey")
+OPTIONAL_VERBS = ("set_counter", "counters", "rekey_due", "rekey", "evidence")
 
 
 def contract_violation(verb: str, value) -> str | None:

@@ -16,7 +16,7 @@ passes everything (``PASS``) and records every ESP packet it forwards.
    ``espd0``, profile ``esp`` with the negotiated AEAD. It is up when it prints ``READY``.
    From here on charon A talks ESP with an implementation it never negotiated with; the
    only thing they share is what the SA file says IKE agreed.
-3. Quiet ends. Both namespaces get the policy rule ``TunRig.blackhole`` adds (everything
+3. Quiet ends. Both namespaces get the policy rule ``Topology.blackhole_from`` adds (everything
    arriving from the TUN device -- ``ipsec0`` in a, ``espd0`` in b -- is dropped before
    the local table), so no kernel answers a delivered packet with an ICMP error that
    would go back through the tunnel as a stray ESP packet.
@@ -68,7 +68,6 @@ from harness.daemon.safile import Endpoint, SaFile, SaSpec, write as write_sa_fi
 from harness.daemon.watch import LineWatcher
 from harness.engine.session import make_payload
 from harness.net.errors import RelayTimeout
-from harness.net.procs import run as run_command
 from harness.net.relay import Relay
 from harness.net.topology import Topology, TopologyConfig
 from spec_model import DropReason, Dropped, Profile, Receiver, named
@@ -402,17 +401,6 @@ class TunPort:
                 s.close()
 
 
-def blackhole(topology: Topology, side: str, interface: str) -> None:
-    """The rule ``TunRig.blackhole`` adds: what arrives from ``interface`` is dropped
-    before the local table (the AF_PACKET socket has seen it), so the kernel answers no
-    delivered packet with an ICMP error through the tunnel."""
-    for family in ("-4", "-6"):
-        run_command(["ip", family, "-n", topology.ns[side], "-batch", "-"], input="\n".join([
-            f"rule add pref 1 iif {interface} blackhole",
-            "rule del pref 0 lookup local",
-            "rule add pref 2 lookup local"]) + "\n")
-
-
 class _Daemon:
     """The reference daemon in end b: spawned through the topology (killed by its PID on
     close), its stdout watched for READY and DROP lines."""
@@ -553,8 +541,8 @@ def run(cfg: InteropConfig = InteropConfig()) -> InteropResult:
         daemon = _Daemon(topo, sa)
         pids["reference-daemon"] = daemon.child.pid
         daemon.wait_ready(cfg.ready_timeout)
-        blackhole(topo, "a", pair.tun_name)
-        blackhole(topo, "b", DAEMON_IF)
+        topo.blackhole_from("a", pair.tun_name)
+        topo.blackhole_from("b", DAEMON_IF)
         ports = [TunPort(topo, "a", pair.tun_name), TunPort(topo, "b", DAEMON_IF)]
         a_port, b_port = ports
         mark_daemon, mark_charon = daemon.lines.mark(), pair.mark()

@@ -28,7 +28,7 @@ from harness.daemon.watch import LineWatcher
 from harness.engine.session import ConformanceFailure, IutLost, Session
 from harness.net import leftovers
 from spec_model import named
-from spec_model.receiver import Delivered, Dropped, DropReason
+from spec_model.receiver import Dropped
 
 ESPSPEC = [sys.executable, "-m", "harness.cli"]
 root_only = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (namespaces, TUN)")
@@ -194,7 +194,7 @@ def test_a_daemon_that_cannot_start_or_never_gets_ready(rigs):
         Session.open(lambda: TunDaemonIut(silent), named("esp"), label="t/silent")
     assert e.value.failure.findings[0].requirement == "IUT-HANG"
     assert time.monotonic() - t0 < 5
-    rig = tun_daemon._RIGS[("silent", silent.command)]
+    rig = tun_daemon._mine()[("silent", silent.command)]
     pid = rig.child.pid
     close_rigs()
     assert not os.path.exists(f"/proc/{pid}")            # stopped by PID and reaped
@@ -216,6 +216,25 @@ def test_a_daemon_without_event_lines_is_judged_by_a_bounded_wait(rigs):
     assert isinstance(outcome, Dropped) and outcome.reason is None
     assert 0.2 <= time.monotonic() - t0 < 1.0
     s.close()
+
+
+@root_only
+def test_a_worker_forked_from_a_process_with_a_rig_builds_its_own(rigs):
+    """The pytest plugin builds in-process and isolated factories in one process: the
+    worker must not take over (and kill) the parent's daemon."""
+    from harness.engine.isolation import Isolated, shutdown_all
+    factory = lambda: TunDaemonIut(reference_spec())     # noqa: E731
+    here = Session.open(factory, named("esp"), label="t/parent")
+    parent_daemon = here.iut.rig_.child.pid
+    try:
+        there = Session.open(Isolated(factory, 10.0), named("esp"), label="t/worker")
+        there.iut_send(0, 10)
+        there.close()
+        here.iut_send(0, 10)                              # the parent's daemon still works
+        assert here.iut.rig_.child.pid == parent_daemon and here.iut.rig_.child.alive()
+        here.close()
+    finally:
+        shutdown_all()
 
 
 def _run(tmp_path, *args) -> tuple[int, dict, str]:

@@ -68,7 +68,7 @@ class StrongSwanRig(TunRig):
             self.pair = StrongSwanPair(self.topology, os.path.join(self.workdir, "charons"))
             self.pair.start()
             self.interface = self.pair.tun_name
-            self.blackhole("a", self.interface)
+            self.topology.blackhole_from("a", self.interface)
             self.open_tun("install")
         except BaseException:
             self.close()

@@ -23,6 +23,13 @@ become packets:
   requirement; without event lines ``drop_wait`` seconds of silence is a ``Dropped``
   whose reason cannot be told.
 
+* ``evidence()`` (when a session fails) is the session's frames -- every ESP frame the
+  relay saw and every frame espspec injected since the session's ``install`` -- as
+  ``packets.pcap``, with the Wireshark ``esp_sa`` table of every SA the session had (the
+  pair of its install and of each rekey, as the daemon has them: the negotiated ones for
+  a driver that negotiates) and a ``README.txt`` (``harness.capture.evidence``). The rig
+  keeps the frames it injects (``TunRig.injected``) beside the relay's ``seen``.
+
 A packet the kernel of namespace a would answer (an ICMP error for a delivered payload
 nobody listens to) must not become a stray packet through the tunnel: a policy rule
 drops everything that arrives from the TUN device before the local table is consulted
@@ -30,7 +37,8 @@ drops everything that arrives from the TUN device before the local table is cons
 before each verb whatever is left over from the last one is discarded.
 
 The rig (topology, relay, daemon, sockets) lives in the process that builds the IUTs --
-the isolation worker, one per run -- and is reused by the next session's IUT;
+the isolation worker, one per run -- and is reused by the next session's IUT (a worker
+forked from a process that holds rigs does not inherit them);
 ``close_rigs`` (atexit, and the worker's end) stops it. The daemon's death is
 ``IutCrash`` with its exit status and the last line it wrote on stderr; a daemon that
 never says ``READY`` is ``IutHang``. Nothing here knows a particular daemon: that is its
@@ -41,7 +49,6 @@ never says ``READY`` is ``IutHang``. Nothing here knows a particular daemon: tha
 from __future__ import annotations
 
 import atexit
-import ipaddress
 import os
 import select
 import signal
@@ -53,12 +60,13 @@ from dataclasses import replace
 from spec_model import Mode
 from spec_model.receiver import Delivered, DropReason, Dropped
 
+from ..capture.evidence import DirectedSa, bundle
 from ..contract import Capabilities, IutCrash, IutError, IutHang, Refused, SaConfig
 from ..daemon import safile
 from ..daemon.vendor import DaemonSpec, read as read_spec
 from ..daemon.watch import LineWatcher
 from ..net.errors import RelayTimeout
-from ..net.procs import run
+from ..net.frames import complete_checksum, layout
 from ..net.relay import Relay, RelayConfig
 from ..net.topology import Topology, TopologyConfig
 
@@ -93,6 +101,7 @@ class TunRig:
         self.relay: Relay | None = None
         self.tun: socket.socket | None = None
         self.absorb: socket.socket | None = None
+        self.injected: list[tuple[float, bytes]] = []   # (time.monotonic(), frame) sent
         try:
             # jumbo frames: a 1400-byte payload plus ESP, UDP and IP must not be fragmented
             self.topology = Topology.create(config=TopologyConfig(mtu=MTU))
@@ -107,16 +116,6 @@ class TunRig:
         except BaseException:
             self.close()
             raise
-
-    def blackhole(self, side: str, interface: str) -> None:
-        """Packets the daemon writes into its TUN device stop there: the kernel must not
-        answer them (an ICMP error would go back through the tunnel as a stray packet).
-        A rule before the local table; the AF_PACKET socket sees them first."""
-        for family in ("-4", "-6"):
-            run(["ip", family, "-n", self.topology.ns[side], "-batch", "-"], input="\n".join([
-                f"rule add pref 1 iif {interface} blackhole",
-                "rule del pref 0 lookup local",
-                "rule add pref 2 lookup local"]) + "\n")
 
     # --- what a subclass provides ------------------------------------------------------
     def load(self, outbound: SaConfig, inbound: SaConfig, verb: str):
@@ -185,7 +184,32 @@ class TunRig:
                 return data
 
     def inject(self, wire: bytes) -> None:
-        self.relay.inject("a", self.topology.udp_frame("b", self.port, self.port, wire))
+        """Send ``wire`` toward end a as end b would (ESP in UDP), and keep the frame as
+        it goes on the wire (its checksums complete), with its time."""
+        frame = self.topology.udp_frame("b", self.port, self.port, wire)
+        lay = layout(frame)
+        if lay is not None:
+            frame = complete_checksum(frame, lay)
+        self.relay.inject("a", frame, fix_checksums=False)
+        self.injected.append((time.monotonic(), frame))
+
+    def position(self) -> tuple[int, int]:
+        """Where the frames of a session start: (relay's seen, injected) counts."""
+        return len(self.relay.seen), len(self.injected)
+
+    def frames_since(self, position: tuple[int, int]) -> list[tuple[float, bytes]]:
+        """Every frame the relay saw and espspec injected since ``position``, as
+        (time.monotonic(), Ethernet frame) pairs in time order."""
+        seen, injected = position
+        frames = [(p.at, p.frame) for p in self.relay.seen[seen:]] + self.injected[injected:]
+        return sorted(frames, key=lambda f: f[0])
+
+    def evidence_notes(self) -> list[str]:
+        ends = self.topology.ends
+        return [f"End a ({ends['a'].address}) is the IUT, {self.name}; end b "
+                f"({ends['b'].address}) is espspec's model peer; UDP port {self.port}.",
+                "The frames are the ESP packets the relay between them saw and those "
+                "espspec injected toward a; nothing else (no IKE, no ARP)."]
 
     def stop_daemon(self) -> None:
         if self.tun is not None:
@@ -219,7 +243,7 @@ class DaemonRig(TunRig):
         self.sa_path = os.path.join(self.workdir, "sa.json")
         self.stderr_path = os.path.join(self.workdir, "stderr.log")
         try:
-            self.blackhole("a", self.interface)
+            self.topology.blackhole_from("a", self.interface)
         except BaseException:
             self.close()
             raise
@@ -260,6 +284,11 @@ class DaemonRig(TunRig):
             ev = self.lines.wait(("READY", "REKEY-FAILED"), mark,
                                  max(0.0, deadline - time.monotonic()))
             if ev is None:
+                if self.lines.closed:         # stdout ended: the daemon is exiting
+                    try:
+                        self.child.proc.wait(timeout=2.0)
+                    except subprocess.TimeoutExpired:
+                        pass
                 self.check_alive(verb)
                 raise IutHang(verb, spec.ready_timeout,
                               f"no READY generation={gen} from {spec.name}")
@@ -352,24 +381,37 @@ class DaemonRig(TunRig):
 
 
 _RIGS: dict[tuple, TunRig] = {}
+_OWNER = [os.getpid()]          # the process the rigs in _RIGS belong to
+
+
+def _mine() -> dict[tuple, TunRig]:
+    """The registry of this process. A process forked from one that held rigs (an
+    isolation worker) inherits copies of them; they are the parent's daemons and
+    namespaces, so the child forgets them without touching them."""
+    if _OWNER[0] != os.getpid():
+        _RIGS.clear()
+        _OWNER[0] = os.getpid()
+    return _RIGS
 
 
 def rig_for(key: tuple, port: int, make) -> TunRig:
     """This process's rig under ``key``, reused while its port stays; ``make(port)``
     builds a new one."""
-    rig = _RIGS.get(key)
+    rigs = _mine()
+    rig = rigs.get(key)
     if rig is not None and rig.port == port and not rig.topology.closed:
         return rig
     if rig is not None:
-        _RIGS.pop(key)
+        rigs.pop(key)
         rig.close()
-    rig = _RIGS[key] = make(port)
+    rig = rigs[key] = make(port)
     return rig
 
 
 def close_rigs() -> None:
-    while _RIGS:
-        _, rig = _RIGS.popitem()
+    rigs = _mine()
+    while rigs:
+        _, rig = rigs.popitem()
         try:
             rig.close()
         except Exception:  # noqa: BLE001 -- at exit, close what can be closed
@@ -387,6 +429,8 @@ class TunDaemonIut:
         self.name, self.version = spec.name, spec.version
         self.rig_: TunRig | None = None
         self.profile = None
+        self.since: tuple[int, int] | None = None      # the rig's position at install
+        self.sas: list[tuple[SaConfig, SaConfig]] = []  # (outbound, inbound) installed
 
     def capabilities(self) -> Capabilities:
         return self.spec.capabilities
@@ -399,10 +443,31 @@ class TunDaemonIut:
     def install(self, outbound: SaConfig, inbound: SaConfig):
         self.profile = outbound.profile
         self.rig_ = self.rig(outbound.profile)
-        return self.rig_.load(outbound, inbound, "install")
+        self.since = self.rig_.position()
+        self.sas = [(outbound, inbound)]
+        installed = self.rig_.load(outbound, inbound, "install")
+        if installed is not None:
+            self.sas = [installed]
+        return installed
 
     def rekey(self, outbound: SaConfig, inbound: SaConfig):
-        return self.rig_.load(outbound, inbound, "rekey")
+        installed = self.rig_.load(outbound, inbound, "rekey")
+        self.sas.append(installed if installed is not None else (outbound, inbound))
+        return installed
+
+    def evidence(self) -> dict[str, bytes] | None:
+        """The session's frames as a pcap and its SAs as a Wireshark esp_sa table (see
+        the module's docstring); None before any install."""
+        rig = self.rig_
+        if rig is None or self.since is None or rig.relay is None:
+            return None
+        to_wall = time.time() - time.monotonic()
+        frames = [(at + to_wall, frame) for at, frame in rig.frames_since(self.since)]
+        a, b = (rig.topology.ends[side].address for side in ("a", "b"))
+        sas = []
+        for outbound, inbound in self.sas:
+            sas += [DirectedSa(outbound, a, b, "out"), DirectedSa(inbound, b, a, "in")]
+        return bundle(frames, sas, rig.evidence_notes())
 
     def protect(self, sub_sa: int, payload: bytes, next_header: int | None) -> bytes | Refused:
         rig = self.rig_

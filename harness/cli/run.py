@@ -6,15 +6,19 @@ wraps it so that the IUT runs in a worker process with a deadline per verb
 selects profiles and cases, runs each through the engine's runner, and after every case
 rewrites the results document, marked incomplete until the last case is in, so that an
 interrupted or killed run leaves everything that finished and never an older file that
-looks current. SIGINT and SIGTERM end the run with exit status 130 and one line. Exit
-status (``EXIT``): 0 every case that ran passed, 1 a FAIL or ERROR (NON-STRICT too with
-``--strict``), 2 bad usage, 3 nothing was tested (every case UNSUPPORTED), 130
-interrupted.
+looks current. A failing case whose IUT gave evidence of the failing session (over the
+network: a pcap of its packets and a Wireshark esp_sa table) has it written to
+``DIR/evidence/<profile>/<case>/`` before the document that names it; the evidence of an
+earlier run in DIR goes when the run starts, with the document it belonged to. SIGINT and
+SIGTERM end the run with exit status 130 and one line. Exit status (``EXIT``): 0 every
+case that ran passed, 1 a FAIL or ERROR (NON-STRICT too with ``--strict``), 2 bad usage, 3
+nothing was tested (every case UNSUPPORTED), 130 interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import time
@@ -120,12 +124,14 @@ def cmd_run(args: argparse.Namespace) -> int:
             profiles = select_profiles(found.caps, names)
             work = [(c, p) for p in profiles for c in plan(families)]
             out.announce(found, len(work))
+            out.clear_evidence()
             out.write(results, profiles, complete=False, reason="running")
             for i, (case, profile) in enumerate(work, 1):
                 stop.check()
                 r = run_case(case, run_factory, profile, found.caps, seed=args.seed,
                              strict=args.strict, depth=DEPTHS[args.depth])
                 results.append(r)
+                out.evidence(r)
                 out.write(results, profiles, complete=False, reason="running")
                 if not args.quiet:
                     _progress(i, len(work), f"{r.verdict.value:11} {profile.name} {case.id}")
@@ -151,6 +157,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"{r.verdict.value} {r.profile} {r.case}: {r.message}")
             if r.steps:
                 print(format_steps(r.steps))
+            if r.evidence and args.report:
+                from ..results.document import evidence_path
+                print(f"    evidence: {os.path.join(args.report, evidence_path(r))}")
     if path:
         print(f"results: {path}")
     if failed(results, args.strict):
@@ -176,6 +185,31 @@ class _Output:
         version = f" {found.version}" if found.version else ""
         print(f"espspec: {cases} cases against {found.name}{version} ({how})",
               file=sys.stderr)
+
+    def clear_evidence(self) -> None:
+        if self.args.report:
+            from ..results.document import clear_evidence
+            try:
+                clear_evidence(self.args.report)
+            except OSError as e:
+                print(f"espspec: cannot remove the old evidence in {self.args.report}: {e}",
+                      file=sys.stderr)
+
+    def evidence(self, r) -> None:
+        """Write a case's evidence beside the results (when --report); evidence that
+        cannot be written is dropped from the result, with one line."""
+        if not r.evidence:
+            return
+        if not self.args.report:
+            r.evidence = None          # nowhere to write it: do not keep it in memory
+            return
+        from ..results.document import write_evidence
+        try:
+            write_evidence(self.args.report, r)
+        except OSError as e:
+            print(f"espspec: cannot write the evidence of {r.profile} {r.case}: {e}",
+                  file=sys.stderr)
+            r.evidence = None
 
     def write(self, results, profiles, *, complete: bool, reason: str = ""):
         self.profiles = profiles

@@ -3,13 +3,14 @@
 Theory of operation: ``probe`` builds the IUT once to learn its name, version and
 capabilities (or the finding that says why it cannot be built). ``run_case`` runs one case
 on one profile and turns what happened into a ``CaseResult``: UNSUPPORTED when the IUT's
-capabilities or the case's ``applies`` rule it out; FAIL (or NON-STRICT) with the findings,
-the minimal step list and the label of the failing session when a ``ConformanceFailure``
-escaped (or an ``IutLost``: the IUT hung); ERROR when espspec itself raised; else PASS, or
-the strongest non-failing verdict among collected findings. A case opens its sessions
-through its ``CaseContext``, which numbers them, so each gets SAs of its own. ``Depth`` is
-the Hypothesis budget (``ci`` fast, ``certify`` deep), everything deterministic from the
-seed. Writing results is ``harness.results``' job.
+capabilities or the case's ``applies`` rule it out; FAIL (or NON-STRICT) with the
+findings, the minimal step list, the label of the failing session and the IUT's evidence
+of it (``ConformanceFailure.evidence``: files such as a pcap, or None) when a
+``ConformanceFailure`` escaped (or an ``IutLost``: the IUT hung); ERROR when espspec
+itself raised; else PASS, or the strongest non-failing verdict among collected findings. A
+case opens its sessions through its ``CaseContext``, which numbers them, so each gets SAs
+of its own. ``Depth`` is the Hypothesis budget (``ci`` fast, ``certify`` deep), everything
+deterministic from the seed. Writing results is ``harness.results``' job.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ class CaseResult:
     seconds: float = 0.0
     ran_profile: Profile | None = None   # the profile the failing steps ran on (a variant?)
     session: str = ""                    # the label of the session the steps ran on
+    evidence: dict[str, bytes] | None = None   # the IUT's evidence of the failing session
 
 
 @dataclass
@@ -117,6 +119,20 @@ def select_profiles(caps: Capabilities, names: list[str] | None) -> list[Profile
     return out
 
 
+def evidence_of(failure: BaseException) -> dict[str, bytes] | None:
+    """The evidence the failing session gave: the failure's own, or, when a case raised
+    a failure of its own while handling the session's (a scenario that names the rule
+    first), that of the failure it was handling."""
+    seen = set()
+    while failure is not None and id(failure) not in seen:
+        seen.add(id(failure))
+        evidence = getattr(failure, "evidence", None)
+        if evidence is not None:
+            return evidence
+        failure = failure.__cause__ or failure.__context__
+    return None
+
+
 def run_case(case, factory: IutFactory, profile: Profile, caps: Capabilities, *,
              seed: int, strict: bool, depth: Depth) -> CaseResult:
     base = dict(case=case.id, family=case.family, profile=profile.name,
@@ -138,7 +154,8 @@ def run_case(case, factory: IutFactory, profile: Profile, caps: Capabilities, *,
         return CaseResult(**base, verdict=verdict, message=str(failure.findings[0]),
                           findings=failure.findings + sink, steps=failure.steps,
                           seconds=time.perf_counter() - started,
-                          ran_profile=failure.profile, session=failure.session)
+                          ran_profile=failure.profile, session=failure.session,
+                          evidence=evidence_of(failure))
     except Exception as e:  # noqa: BLE001 -- espspec's own failure: ERROR, and the run goes on
         where = traceback.extract_tb(e.__traceback__)[-1]
         return CaseResult(**base, verdict=Verdict.ERROR,

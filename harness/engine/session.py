@@ -18,9 +18,16 @@ finding that names it: an exception (IUT-NO-CRASH), a hang (IUT-HANG, raised as
 ``IutLost`` so that Hypothesis does not retry a scenario that costs a deadline each time),
 a dead process or daemon (IUT-CRASH), an answer outside the contract (IUT-CONTRACT). It
 also records a one-line summary of every answer (``answers``), so two runs of the same
-steps can be compared. A run of packets whose bytes do not depend on the IUT's answers
-(``deliver_run``) goes to an isolated IUT pipelined, every answer still judged in order.
-It is I/O-free apart from what the IUT itself does.
+steps can be compared. When the session fails, the ``ConformanceFailure`` is made in one
+place (``_failure``), which also asks an IUT with the optional ``evidence`` verb what it
+can show of the session (the packets on the wire and their keys, for an IUT over the
+network) while it is still open: the answer rides on the failure as ``evidence``. That
+call can only add to the failure -- an answer outside the contract is one more
+IUT-CONTRACT finding after the failure's own, an exception becomes a note in the
+evidence's ``README.txt`` -- so the failure that was found is always the one reported. A
+run of packets whose bytes do not depend on the IUT's answers (``deliver_run``) goes to an
+isolated IUT pipelined, every answer still judged in order. It is I/O-free apart from what
+the IUT itself does.
 """
 
 from __future__ import annotations
@@ -125,13 +132,20 @@ class ConformanceFailure(AssertionError):
 
     def __init__(self, findings: list[Finding], steps: list[tuple[str, dict]],
                  profile: Profile | None = None, session: str = "",
-                 answers: list[str] | None = None) -> None:
+                 answers: list[str] | None = None,
+                 evidence: dict[str, bytes] | None = None) -> None:
         super().__init__("; ".join(str(f) for f in findings))
         self.findings = findings
         self.steps = steps
         self.profile = profile      # the profile the failing session ran (may be a variant)
         self.session = session      # the label of the failing session (its SPIs and keys)
         self.answers = answers or []
+        self.evidence = evidence    # the IUT's evidence of the session ({file: bytes}) or None
+
+
+def _note(text: str) -> dict[str, bytes]:
+    """Evidence that is only a note saying why there is no other."""
+    return {"README.txt": (text + "\n").encode()}
 
 
 class IutLost(BaseException):
@@ -234,7 +248,29 @@ class Session:
     def _failure(self, findings: list[Finding]) -> ConformanceFailure:
         self.failure = ConformanceFailure(findings, list(self.steps), self.profile,
                                           self.label, list(self.answers))
+        self.failure.evidence = self._evidence(self.failure)
         return self.failure
+
+    def _evidence(self, failure: ConformanceFailure) -> dict[str, bytes] | None:
+        """The IUT's ``evidence`` of this session, or None when it has no such verb (or
+        no IUT is open). Never raises: a bad answer adds an IUT-CONTRACT finding after
+        ``failure``'s own, an exception becomes a note; either way the evidence is then
+        only a README.txt saying so."""
+        verb = getattr(getattr(self, "iut", None), "evidence", None)
+        if not callable(verb):
+            return None
+        try:
+            value = verb()
+        except Exception as e:  # noqa: BLE001 -- must not hide the failure being reported
+            what = e.how if isinstance(e, IutCrash) else f"{type(e).__name__}: {e}"
+            return _note(f"no evidence: the IUT's evidence verb raised {what}")
+        problem = contract_violation("evidence", value)
+        if problem:
+            finding = Finding.of("IUT-CONTRACT", f"evidence {problem}")
+            self.findings.append(finding)
+            failure.findings.append(finding)
+            return _note(f"no evidence: the IUT's evidence verb {problem}")
+        return value
 
     def judge_all(self, findings: list[Finding]) -> None:
         self.findings.extend(findings)
@@ -421,17 +457,23 @@ class Session:
 
     def close(self) -> None:
         """Close the IUT; a failure to close is a finding only while nothing else failed
-        (closing a crashed IUT must not hide the finding that ended the session)."""
-        iut, self.iut = self.iut, None
+        (closing a crashed IUT must not hide the finding that ended the session). While
+        ``close`` is judged the IUT is still the session's, so that a failure to close
+        gets the IUT's evidence too."""
+        iut = self.iut
         if iut is None:
             return
         if self.failure is not None:
+            self.iut = None
             try:
                 iut.close()
             except Exception:  # noqa: BLE001
                 pass
             return
-        self._call("close", iut.close)
+        try:
+            self._call("close", iut.close)
+        finally:
+            self.iut = None
 
 
 VERBS = {"iut_send", "peer_send", "deliver", "deliver_bytes", "duplicate", "drop",

@@ -214,6 +214,19 @@ class Topology:
         self.made.children.append(child)
         return child
 
+    def blackhole_from(self, side: str, interface: str) -> None:
+        """Packets arriving from ``interface`` (a daemon's TUN device) in namespace
+        ``side`` stop there: a policy rule before the local table, for IPv4 and IPv6. An
+        AF_PACKET socket on the device still sees them first; the kernel never answers
+        one (an ICMP error for a payload nobody listens to would go back through the
+        tunnel as a stray packet)."""
+        self._alive()
+        for family in ("-4", "-6"):
+            run(["ip", family, "-n", self.ns[side], "-batch", "-"], input="\n".join([
+                f"rule add pref 1 iif {interface} blackhole",
+                "rule del pref 0 lookup local",
+                "rule add pref 2 lookup local"]) + "\n")
+
     def pids(self) -> list[int]:
         return [c.pid for c in self.made.children]
 

@@ -12,6 +12,13 @@ checked) and the case's steps through ``schema.check_steps_fit`` on the profile 
 on before anything in it is used. Version-1 documents (no record, no ``complete``, no
 sessions) are read the same way. docs/results.md describes every field. Nothing here
 judges anything, and nothing prints.
+
+A failing case whose IUT gave evidence of the failing session (``CaseResult.evidence``:
+files such as ``packets.pcap``, ``esp_sa``, ``README.txt``) has it written by
+``write_evidence`` to ``evidence/<profile>/<case>/`` in the report folder (``/`` and
+anything but letters, digits, ``.``, ``_`` and ``-`` in the names made ``_``:
+``evidence_path``), and its entry in ``results.json`` names that folder, relative to the
+report folder, as ``"evidence"``.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import shlex
 import time
 from collections import Counter
@@ -42,6 +50,47 @@ class UnknownCase(EspSpecError):
     """The results document has no entry for the case and profile asked for."""
 
 
+EVIDENCE = "evidence"           # the report folder's subfolder of evidence
+MAX_SEGMENT = 120               # characters of one folder name of an evidence path
+
+
+def _segment(name: str) -> str:
+    """One folder name of an evidence path: nothing that could leave the folder."""
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", name).lstrip(".")
+    return safe[:MAX_SEGMENT] or "_"
+
+
+def evidence_path(r: CaseResult) -> str:
+    """Where the evidence of a case goes, relative to the report folder."""
+    return f"{EVIDENCE}/{_segment(r.profile)}/{_segment(r.case)}"
+
+
+def write_evidence(folder: str | os.PathLike, r: CaseResult) -> Path | None:
+    """Write the case's evidence files (each atomically) to ``evidence_path`` in the
+    report folder; the folder written, or None when the case has no evidence. A file
+    name that is not a plain name (the contract's check) is skipped."""
+    if not r.evidence:
+        return None
+    target = Path(folder) / evidence_path(r)
+    target.mkdir(parents=True, exist_ok=True)
+    for name, data in r.evidence.items():
+        if type(name) is str and name not in ("", ".", "..") and Path(name).name == name \
+                and "\\" not in name and type(data) is bytes:
+            atomic_file.replace(target / name, data)
+    return target
+
+
+def clear_evidence(folder: str | os.PathLike) -> None:
+    """Remove the evidence of an earlier run from the report folder (it belongs to the
+    results document about to be replaced)."""
+    import shutil
+    path = Path(folder) / EVIDENCE
+    if path.is_symlink():
+        path.unlink()
+    elif path.is_dir():
+        shutil.rmtree(path)
+
+
 def result_dict(r: CaseResult, iut: str, seed: int) -> dict:
     out = {"case": r.case, "family": r.family, "profile": r.profile,
            "requirements": list(r.requirements), "verdict": r.verdict.value,
@@ -51,6 +100,8 @@ def result_dict(r: CaseResult, iut: str, seed: int) -> dict:
     session = getattr(r, "session", "")
     if session:
         out["session"] = session
+    if getattr(r, "evidence", None):
+        out["evidence"] = evidence_path(r)
     if r.steps or session:      # a failure before any step (a crash in install) replays too
         out["steps"] = [{"step": verb, **kwargs} for verb, kwargs in r.steps]
         from spec_model import NAMED

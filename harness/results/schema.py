@@ -13,7 +13,10 @@ or written to hurt whoever replays it, so ``read_document`` treats it as hostile
    names in ``harness.engine.session.VERBS``), the argument names, their JSON types and
    their bounds. A step's arguments become keyword arguments of a ``Session`` method,
    so nothing that is not in the table gets through. ``ran_profile`` is checked axis by
-   axis against ``Profile``'s fields before a ``Profile`` is built from it.
+   axis against ``Profile``'s fields before a ``Profile`` is built from it. An entry's
+   optional ``evidence`` is a folder of the report, relative to it, of the form
+   ``evidence/<profile>/<case>`` (``EVIDENCE_PATH``): never absolute, never ``..``, so
+   a reader that opens it stays inside the report folder.
 3. ``check_steps_fit`` checks what only the profile the steps run on can tell: a counter
    jump names an existing sub-SA, a step that takes an in-flight packet has one (an
    upper bound: every ``peer_send`` counted as sent), and the packets ``hold_past_window``
@@ -64,6 +67,8 @@ MAX_TEXT = 1 << 16                  # messages, the IUT spec, other free text
 SHOWN = 60                          # characters of a bad value quoted in a message
 
 VERDICTS = frozenset(v.value for v in Verdict)
+#: a case's evidence folder, relative to the report folder (``document.evidence_path``)
+EVIDENCE_PATH = re.compile(r"evidence(/[A-Za-z0-9_-][A-Za-z0-9._-]{0,119}){2}")
 #: the ways ``Session.change`` alters an in-flight packet (``deliver_changed`` ``how``)
 CHANGES = frozenset({"flip", "forge-seq", "relabel"})
 
@@ -91,7 +96,8 @@ class BadDocument(ResultsFileError):
 
 
 class BadCase(ResultsFileError):
-    """A case entry (identity, verdict, findings, ran_profile, session) is wrong."""
+    """A case entry (identity, verdict, findings, ran_profile, session, evidence) is
+    wrong."""
 
 
 class BadStep(ResultsFileError):
@@ -341,6 +347,15 @@ def validate_session(value: object) -> str:
     return _text("session", value, MAX_IDENT, BadCase, ascii_only=True)
 
 
+def validate_evidence(value: object) -> str:
+    """A case's evidence folder: ``evidence/<profile>/<case>``, relative, no ``..``."""
+    _text("evidence", value, MAX_TEXT, BadCase, ascii_only=True)
+    if not EVIDENCE_PATH.fullmatch(value):
+        raise BadCase(f"evidence {show(value)} is not a folder evidence/<profile>/<case> "
+                      f"of the report")
+    return value
+
+
 def validate_case(entry: object) -> dict:
     """One case entry; its steps are checked too (``validate_steps``)."""
     if type(entry) is not dict:
@@ -373,6 +388,8 @@ def validate_case(entry: object) -> dict:
             _text("a finding's message", f.get("message"), MAX_TEXT, BadCase)
     if "session" in entry:
         validate_session(entry["session"])
+    if "evidence" in entry:
+        validate_evidence(entry["evidence"])
     if "ran_profile" in entry:
         profile_from_axes(entry["ran_profile"])
     if "steps" in entry:
