@@ -7,15 +7,20 @@ The architecture, as the packages show it:
 * ``loader`` -- turns ``--iut NAME`` into an adapter, through entry points for built-in
   and vendor adapters alike.
 * ``engine/`` -- the lockstep engine: judge, sessions, Hypothesis driver, case runner.
-* ``adapters/`` -- the built-in adapters (``reference``, ``scapy``), plug-ins like any other.
+* ``adapters/`` -- the built-in adapters, plug-ins like any other: in process
+  (``reference``, ``scapy``) and over the network (``tun_daemon``: any daemon behind a TUN
+  device, the reference daemon among them; ``strongswan``).
 * ``mutants/`` -- seeded-bug variants of the reference adapter (plug-ins too).
 * ``results/`` -- the results document and its text on the terminal.
 * ``capture/`` -- the pcap/pcapng reader and dissector.
 * ``pcapcheck/`` -- offline certification from captures (``check-pcap``, ``gen-pcap``).
 * ``net/`` -- network namespaces, veths and the AF_PACKET relay between two ends, for
   implementations that run as daemons.
-* ``daemon/`` -- the SA file every daemon under test reads, and the reference daemon (the
-  model behind a TUN device).
+* ``daemon/`` -- the SA file every daemon under test reads, the description file a
+  vendor names a daemon with, the event and control lines a daemon speaks, and the
+  reference daemon (the model behind a TUN device).
+* ``strongswan/`` -- two strongSwan charons on a topology: config, log parsing (keys,
+  drops), CHILD_SAs on demand.
 * ``cli/`` -- the ``espspec`` command; ``pytest_plugin`` -- the suites under pytest;
   ``fuzz`` -- atheris targets; ``tables`` -- text tables; ``atomic_file`` -- replacing a
   file so that readers never see half of it.
