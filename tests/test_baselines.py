@@ -32,3 +32,28 @@ def test_baseline_verdicts_unchanged(folder, iut):
             if was != r.verdict.value:
                 changed.append(f"{pname} {case.id}: {was} -> {r.verdict.value} {r.message}")
     assert not changed, "verdicts changed against reports/" + folder + ":\n" + "\n".join(changed)
+
+
+@pytest.mark.skipif(not Path("/usr/lib/ipsec/charon").exists() or __import__("os").geteuid(),
+                    reason="needs root and strongSwan's charon (Debian strongswan-charon)")
+def test_strongswan_baseline_verdicts_unchanged():
+    """strongSwan over the network, in this process (its rig is closed at the end)."""
+    from harness.adapters.tun_daemon import close_rigs
+    doc = json.loads((REPORTS / "strongswan-5.9.8" / "results.json").read_text())
+    assert doc["iut"] == "strongswan" and doc["depth"] == "ci"
+    factory = load_iut("strongswan")
+    try:
+        caps = factory().capabilities()
+        expected = {(c["profile"], c["case"]): c["verdict"] for c in doc["cases"]}
+        changed = []
+        for pname in doc["profiles"]:
+            for case in CASES.values():
+                r = run_case(case, factory, named(pname), caps, seed=doc["seed"],
+                             strict=doc["strict"], depth=DEPTHS[doc["depth"]])
+                was = expected.get((pname, case.id))
+                if was != r.verdict.value:
+                    changed.append(f"{pname} {case.id}: {was} -> {r.verdict.value} {r.message}")
+    finally:
+        close_rigs()
+    assert not changed, "verdicts changed against reports/strongswan-5.9.8:\n" + \
+        "\n".join(changed)

@@ -255,6 +255,13 @@ def test_refused_proposal_raises_one_line(rig):
     assert rig.on_tun(inner) is not None
 
 
+def test_transport_mode_is_refused(rig):
+    """libipsec 5.9.8 has tunnel mode only: what the adapter's capabilities say."""
+    with pytest.raises(ProposalRefused) as info:
+        rig.pair.establish("aes128gcm16", mode="transport")
+    assert "unsupported mode" in str(info.value) and "\n" not in str(info.value)
+
+
 def test_probe_proposals(rig):
     aeads = ["aes128gcm16", "aes256gcm16", "aes128gcm12", "aes128gcm8", "aes256gcm12",
              "aes256gcm8", "chacha20poly1305", "aes192gcm16"]
