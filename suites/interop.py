@@ -67,6 +67,7 @@ from typing import Callable
 from harness.daemon.safile import Endpoint, SaFile, SaSpec, write as write_sa_file
 from harness.daemon.watch import LineWatcher
 from harness.engine.session import make_payload
+from harness.net.procs import last_line
 from harness.net.errors import RelayTimeout
 from harness.net.relay import Relay
 from harness.net.topology import Topology, TopologyConfig
@@ -429,12 +430,7 @@ class _Daemon:
             raise DaemonFailed(f"the reference daemon said no READY within {timeout:g} s")
 
     def last_words(self) -> str:
-        try:
-            with open(self.err_path, "rb") as f:
-                lines = f.read()[-4096:].decode("utf-8", "replace").strip().splitlines()
-        except OSError:
-            return "it printed nothing"
-        return lines[-1] if lines else "it printed nothing"
+        return last_line(self.err_path, "it printed nothing")
 
     def drops(self, since: int) -> list[tuple[int | None, str]]:
         return [(ev.number("seq"), ev.line) for ev in self.lines.since(since)

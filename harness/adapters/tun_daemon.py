@@ -67,6 +67,7 @@ from ..daemon.vendor import DaemonSpec, read as read_spec
 from ..daemon.watch import LineWatcher
 from ..net.errors import RelayTimeout
 from ..net.frames import complete_checksum, layout
+from ..net.procs import last_line
 from ..net.relay import Relay, RelayConfig
 from ..net.topology import Topology, TopologyConfig
 
@@ -300,12 +301,7 @@ class DaemonRig(TunRig):
                 return
 
     def last_stderr(self) -> str:
-        try:
-            with open(self.stderr_path, "rb") as f:
-                lines = f.read()[-4096:].decode("utf-8", "replace").strip().splitlines()
-        except OSError:
-            return ""
-        return lines[-1] if lines else ""
+        return last_line(self.stderr_path)
 
     def check_alive(self, verb: str) -> None:
         if self.child is None or self.child.alive():

@@ -54,6 +54,19 @@ def run(argv: list[str], *, timeout: float = 10.0, input: str | None = None,
     return subprocess.CompletedProcess(argv, p.returncode, out, "")
 
 
+def last_line(path: str, default: str = "") -> str:
+    """The last non-empty line of a (log) file, e.g. what a dead daemon last wrote on
+    stderr; ``default`` when the file is missing or empty."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 4096))
+            lines = f.read().decode("utf-8", "replace").strip().splitlines()
+    except OSError:
+        return default
+    return lines[-1] if lines else default
+
+
 def _die_with_parent() -> None:
     ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
