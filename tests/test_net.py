@@ -404,3 +404,25 @@ def test_cleanup_keeps_the_namespaces_of_a_live_run_and_refuses_foreign_prefixes
         assert _ours(topo.prefix) == set(topo.ns.values())
     bad = _espspec("netns", "--cleanup", "--prefix", "other-")
     assert bad.returncode == 2 and "espspec-" in bad.stderr
+
+
+def test_a_work_folder_of_a_dead_run_is_a_leftover():
+    """Topology.folder() is named like the namespaces; a killed run's folder is found and
+    removed by the same cleanup, a live run's is kept."""
+    import subprocess as sp
+    import tempfile
+    from harness.net import leftovers
+    dead = sp.Popen(["true"])
+    dead.wait()
+    name = f"espspec-{dead.pid}-f0f0f0"
+    path = os.path.join(tempfile.gettempdir(), name)
+    os.makedirs(path)
+    open(os.path.join(path, "sa.json"), "w").close()
+    try:
+        found = [left for left in leftovers.find(f"espspec-{dead.pid}-")]
+        assert [(f.name, f.kind, f.owner_alive) for f in found] == [(name, "folder", False)]
+        assert leftovers.remove(found[0]) == [f"removed folder {path}"]
+        assert not os.path.exists(path)
+    finally:
+        import shutil
+        shutil.rmtree(path, ignore_errors=True)

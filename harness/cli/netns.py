@@ -41,12 +41,13 @@ def cmd_netns(args: argparse.Namespace) -> int:
             owner = "" if left.owner is None else \
                 f" run {left.owner} {'alive' if left.owner_alive else 'gone'}"
             pids = " pids " + ",".join(map(str, left.pids)) if left.pids else ""
-            print(f"{left.name}{owner}{pids}")
+            where = "" if left.kind == "namespace" else f" ({left.kind} in the temporary directory)"
+            print(f"{left.name}{where}{owner}{pids}")
         return 0
     failed = 0
     for left in found:
         if left.owner_alive and not args.force:
-            print(f"kept namespace {left.name}: run {left.owner} is still alive "
+            print(f"kept {left.kind} {left.name}: run {left.owner} is still alive "
                   f"(--force removes it)")
             continue
         try:
