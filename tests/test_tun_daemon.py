@@ -297,3 +297,21 @@ def test_an_unknown_mutant_daemon_is_one_line(tmp_path):
                        capture_output=True, text=True, timeout=60)
     assert p.returncode != 0
     assert "unknown mutant 'no-such'" in p.stderr and "Traceback" not in p.stderr
+
+
+@root_only
+def test_the_example_description_runs_a_session(rigs, monkeypatch):
+    """examples/reference-daemon.json, the vendor's way in, loads and carries traffic
+    (its command is `espspec daemon ...`, found on PATH as in an activated venv)."""
+    from harness.loader import load_iut
+    monkeypatch.setenv("PATH", os.path.dirname(sys.executable) + os.pathsep +
+                       os.environ.get("PATH", ""))
+    example = Path(__file__).resolve().parent.parent / "examples" / "reference-daemon.json"
+    factory = load_iut(f"daemon:{example}")
+    s = Session.open(factory, named("esp-subsa-seq"), label="t/example")
+    assert s.caps.max_sub_sas == 65536 and s.iut.name == "reference-daemon (described)"
+    s.iut_send(1, 20)
+    wire = s.peer_send(0, 20)
+    s.deliver(0)
+    assert isinstance(s.iut.unprotect(wire), Dropped)          # a replay, reported
+    s.close()
