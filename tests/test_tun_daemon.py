@@ -102,6 +102,9 @@ def test_description_reads_every_field():
     (_doc(command=["toyd"]), vendor.BadCommand, "{sa_file}"),
     (_doc(command=[]), vendor.BadCommand, "empty"),
     (_doc(rekey="reboot"), vendor.BadValue, "sighup"),
+    (_doc(encapsulation="tcp"), vendor.BadValue, "udp or esp"),
+    (_doc(encapsulation="esp", capabilities={"framings": ["esp", "psp"]}),
+     vendor.BadCapability, "classic ESP only"),
     (_doc(drop_wait=0), vendor.BadValue, "positive"),
     (_doc(event_lines="yes"), vendor.WrongType, "event_lines"),
     (_doc(capabilities={"aead": ["x"]}), vendor.BadCapability, "not a capability"),
@@ -235,6 +238,23 @@ def test_a_worker_forked_from_a_process_with_a_rig_builds_its_own(rigs):
         here.close()
     finally:
         shutdown_all()
+
+
+@root_only
+def test_a_daemon_on_raw_esp(rigs):
+    """"encapsulation": "esp": the SA file says so, the relay carries protocol 50, the
+    suites' verbs work the same."""
+    raw = _spec(name="raw", encapsulation="esp")
+    s = Session.open(lambda: TunDaemonIut(raw), named("esp-esn"), label="t/raw")
+    assert s.iut.rig_.port is None
+    wire = s.iut_send(0, 30)
+    assert s.iut.rig_.relay.seen[-1].kind == "esp" and isinstance(wire, bytes)
+    frame = s.iut.rig_.relay.seen[-1].frame
+    assert frame[14 + 9] == 50                              # IPv4 protocol 50, no UDP
+    w = s.peer_send(0, 30)
+    s.deliver(0)
+    assert isinstance(s.iut.unprotect(w), Dropped)           # the replay, reported
+    s.close()
 
 
 def _run(tmp_path, *args) -> tuple[int, dict, str]:

@@ -96,7 +96,9 @@ class TunRig:
     send_wait = drop_wait = 1.0
     event_lines = False            # True: a drop is always reported (no bounded wait)
 
-    def __init__(self, name: str, port: int, *, absorb: bool = True, policy=None) -> None:
+    def __init__(self, name: str, port: int | None, *, absorb: bool = True,
+                 policy=None) -> None:
+        """``port``: the UDP port ESP travels on, or None for raw ESP (IP protocol 50)."""
         self.name, self.port = name, port
         self.topology: Topology | None = None
         self.relay: Relay | None = None
@@ -107,13 +109,16 @@ class TunRig:
             # jumbo frames: a 1400-byte payload plus ESP, UDP and IP must not be fragmented
             self.topology = Topology.create(config=TopologyConfig(mtu=MTU))
             self.workdir = self.topology.folder()     # removed with the topology
-            eesp_port = port if port != 4500 else None
+            eesp_port = port if port not in (None, 4500) else None
             relay = Relay(self.topology, RelayConfig(eesp_port=eesp_port))
             if policy is not None:
                 relay.policy = policy
             self.relay = relay.start()
-            if absorb:
+            if absorb and port is not None:
                 self.absorb = self.topology.udp_socket("b", port)   # no ICMP back to a
+            elif absorb:                         # raw ESP: end b takes protocol 50 quietly
+                fam = socket.AF_INET6 if ":" in self.topology.ends["b"].address else socket.AF_INET
+                self.absorb = self.topology.socket("b", fam, socket.SOCK_RAW, 50)
         except BaseException:
             self.close()
             raise
@@ -185,9 +190,11 @@ class TunRig:
                 return data
 
     def inject(self, wire: bytes) -> None:
-        """Send ``wire`` toward end a as end b would (ESP in UDP), and keep the frame as
-        it goes on the wire (its checksums complete), with its time."""
-        frame = self.topology.udp_frame("b", self.port, self.port, wire)
+        """Send ``wire`` toward end a as end b would (ESP in UDP, or raw protocol 50 when
+        the rig has no port), and keep the frame as it goes on the wire (its checksums
+        complete), with its time."""
+        frame = (self.topology.ip_frame("b", 50, wire) if self.port is None else
+                 self.topology.udp_frame("b", self.port, self.port, wire))
         lay = layout(frame)
         if lay is not None:
             frame = complete_checksum(frame, lay)
@@ -231,7 +238,7 @@ class TunRig:
 class DaemonRig(TunRig):
     """A daemon a ``DaemonSpec`` describes, at end a, configured by an SA file."""
 
-    def __init__(self, spec: DaemonSpec, port: int) -> None:
+    def __init__(self, spec: DaemonSpec, port: int | None) -> None:
         self.spec = spec
         self.send_wait = spec.send_wait
         self.drop_wait = spec.send_wait if spec.event_lines else spec.drop_wait
@@ -253,7 +260,8 @@ class DaemonRig(TunRig):
         ends = self.topology.ends
         self.generation += 1
         return safile.SaFile(
-            profile=outbound.profile, generation=self.generation, encapsulation="udp",
+            profile=outbound.profile, generation=self.generation,
+            encapsulation="udp" if self.port is not None else "esp",
             local=safile.Endpoint(ends["a"].address, self.port),
             peer=safile.Endpoint(ends["b"].address, self.port),
             tunnel_local=TUN_LOCAL, tunnel_peer=TUN_PEER, interface=self.interface,
@@ -433,8 +441,8 @@ class TunDaemonIut:
 
     def rig(self, profile) -> TunRig:
         spec = self.spec
-        return rig_for((spec.name, spec.command), safile.default_port(profile),
-                       lambda port: DaemonRig(spec, port))
+        port = safile.default_port(profile) if spec.encapsulation == "udp" else None
+        return rig_for((spec.name, spec.command), port, lambda port: DaemonRig(spec, port))
 
     def install(self, outbound: SaConfig, inbound: SaConfig):
         self.profile = outbound.profile

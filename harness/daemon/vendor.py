@@ -10,6 +10,8 @@ names the file and the field. Fields (docs/adapters.md, "A daemon"):
 * ``name``, ``version`` -- what was tested, as the results will say it.
 * ``command`` -- argv; the word ``{sa_file}`` becomes the SA file's absolute path
   (``safile``). Run inside the namespace of end a, in the run's working folder.
+* ``encapsulation`` -- ``udp`` (default: ESP in UDP, EESP and PSP over UDP) or ``esp``
+  (raw IP protocol 50; classic ESP only).
 * ``rekey`` -- ``sighup`` (rewrite the SA file, SIGHUP, wait for ``READY generation=N``)
   or ``restart`` (stop the daemon, start it on the new file).
 * ``event_lines`` -- true when the daemon prints the reporting lines of docs/daemon.md
@@ -82,7 +84,8 @@ class BadCapability(DaemonSpecError):
 
 
 class BadValue(DaemonSpecError):
-    """An unknown rekey method, or a wait that is not a positive number."""
+    """An unknown rekey method or encapsulation, or a wait that is not a positive
+    number."""
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,7 @@ class DaemonSpec:
     version: str
     command: tuple[str, ...]
     rekey: str = "sighup"
+    encapsulation: str = "udp"
     event_lines: bool = False
     control: bool = False
     ready_timeout: float = 10.0
@@ -103,7 +107,7 @@ class DaemonSpec:
 
 
 _REQUIRED = ("schema", "name", "version", "command", "capabilities")
-_OPTIONAL = {"rekey": str, "event_lines": bool, "control": bool, "ready_timeout": float,
+_OPTIONAL = {"rekey": str, "encapsulation": str, "event_lines": bool, "control": bool, "ready_timeout": float,
              "drop_wait": float, "send_wait": float}
 _SET_FIELDS = {f.name for f in fields(Capabilities) if f.type.startswith("frozenset")}
 
@@ -170,7 +174,13 @@ def parse(text: str, where: str = "<daemon description>") -> DaemonSpec:
     if options.get("rekey", "sighup") not in REKEYS:
         raise fail(BadValue, "rekey", f"{options['rekey']!r}: expected one of "
                    f"{', '.join(REKEYS)}")
+    if options.get("encapsulation", "udp") not in ("udp", "esp"):
+        raise fail(BadValue, "encapsulation", f"{options['encapsulation']!r}: expected "
+                   f"udp or esp")
     caps = _capabilities(doc["capabilities"], fail)
+    if options.get("encapsulation") == "esp" and caps.framings - {"esp"}:
+        raise fail(BadCapability, "capabilities.framings", "raw protocol 50 carries "
+                   "classic ESP only")
     if caps.max_sub_sas > 1 and not options.get("control", False):
         raise fail(BadCapability, "capabilities.max_sub_sas", f"{caps.max_sub_sas} sub-SAs "
                    f"need control (SUB-SA K) to steer a packet to one")

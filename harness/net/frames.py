@@ -193,17 +193,26 @@ def mac_bytes(mac: str) -> bytes:
     return bytes.fromhex(mac.replace(":", ""))
 
 
+def ip_frame(src_mac: str, dst_mac: str, src: str, dst: str, protocol: int, payload: bytes,
+             *, ttl: int = 64) -> bytes:
+    """An Ethernet/IPv4 or IPv6 frame carrying ``payload`` as IP protocol ``protocol`` (50:
+    raw ESP), every length and checksum right."""
+    s, d = ipaddress.ip_address(src), ipaddress.ip_address(dst)
+    if s.version == 4:
+        ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), 0, 0x4000, ttl,
+                         protocol, 0, s.packed, d.packed)
+        etype = ETH_P_IPV4
+    else:
+        ip = struct.pack("!IHBB16s16s", 6 << 28, len(payload), protocol, ttl, s.packed,
+                         d.packed)
+        etype = ETH_P_IPV6
+    frame = mac_bytes(dst_mac) + mac_bytes(src_mac) + struct.pack("!H", etype) + ip + payload
+    lay = layout(frame)
+    return complete_checksum(frame, lay) if lay is not None else frame
+
+
 def udp_frame(src_mac: str, dst_mac: str, src: str, dst: str, sport: int, dport: int,
               payload: bytes, *, ttl: int = 64) -> bytes:
     """An Ethernet/IPv4 or IPv6/UDP frame with every length and checksum right."""
-    s, d = ipaddress.ip_address(src), ipaddress.ip_address(dst)
     udp = struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
-    if s.version == 4:
-        ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0x4000, ttl,
-                         PROTO_UDP, 0, s.packed, d.packed)
-        etype = ETH_P_IPV4
-    else:
-        ip = struct.pack("!IHBB16s16s", 6 << 28, len(udp), PROTO_UDP, ttl, s.packed, d.packed)
-        etype = ETH_P_IPV6
-    frame = mac_bytes(dst_mac) + mac_bytes(src_mac) + struct.pack("!H", etype) + ip + udp
-    return complete_checksum(frame, layout(frame))
+    return ip_frame(src_mac, dst_mac, src, dst, PROTO_UDP, udp, ttl=ttl)

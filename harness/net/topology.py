@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 
 from . import nsenter
 from .errors import AddressError, CleanupError, NamespaceExists, NotPermitted, TopologyClosed
-from .frames import udp_frame
+from .frames import ip_frame, udp_frame
 from .procs import Child, run, tool
 
 PREFIX = "espspec-"
@@ -206,6 +206,11 @@ class Topology:
         """A UDP frame from end ``src_side`` to the other end, as that end would send it."""
         src, dst = self.ends[src_side], self.ends[other(src_side)]
         return udp_frame(src.mac, dst.mac, src.address, dst.address, sport, dport, payload)
+
+    def ip_frame(self, src_side: str, protocol: int, payload: bytes) -> bytes:
+        """An IP frame (e.g. protocol 50, raw ESP) from end ``src_side`` to the other end."""
+        src, dst = self.ends[src_side], self.ends[other(src_side)]
+        return ip_frame(src.mac, dst.mac, src.address, dst.address, protocol, payload)
 
     def spawn(self, side: str, argv: list[str], **kw) -> Child:
         """Start ``argv`` in namespace ``side`` as our child; killed by PID on close()."""
