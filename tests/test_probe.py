@@ -35,6 +35,8 @@ def test_aead_probe_reports_what_the_capabilities_rule_out():
     answers = {a.aead: a for a in probe.aeads(load_iut("scapy"), named("esp"))}
     assert answers["aes128gcm16"].outcome == "interoperates"
     assert answers["aes192gcm16"].outcome == "unsupported"       # not in scapy's table
+    assert answers["aes128gcm8"].outcome == "unsupported"        # 16-byte tags only
+    assert "finding" not in {a.outcome for a in answers.values()}
     assert "AEAD aes192gcm16" in answers["aes192gcm16"].detail
 
 

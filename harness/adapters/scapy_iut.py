@@ -20,8 +20,10 @@ from ..contract import Capabilities, Delivered, Dropped, Refused, SaConfig
 
 logging.getLogger("scapy.runtime").setLevel(logging.ERROR)
 
-SCAPY_ALGOS = {"aes128gcm16": "AES-GCM", "aes256gcm16": "AES-GCM", "aes128gcm12": "AES-GCM",
-               "aes256gcm12": "AES-GCM", "aes128gcm8": "AES-GCM", "aes256gcm8": "AES-GCM",
+# scapy 2.8's AES-GCM goes through cryptography's AESGCM class, which takes 16-byte tags
+# only: GCM with 8- or 12-byte ICVs fails both ways (tests/test_scapy_interop.py,
+# `espspec probe --iut scapy`), so those AEADs are not claimed
+SCAPY_ALGOS = {"aes128gcm16": "AES-GCM", "aes256gcm16": "AES-GCM",
                "chacha20poly1305": "CHACHA20-POLY1305"}
 OUTER_SRC, OUTER_DST = "192.0.2.1", "192.0.2.2"
 
@@ -33,7 +35,8 @@ CAPABILITIES = Capabilities(
     reports_drop_reasons=False, reports_counters=True, enforces_limits=False,
     rekey=True, rekey_overlap=False,
     notes=("scapy.layers.ipsec has no anti-replay (its docstring says so)",
-           "random explicit IVs for GCM and ChaCha20-Poly1305"),
+           "random explicit IVs for GCM and ChaCha20-Poly1305",
+           "AES-GCM with 8- or 12-byte ICVs: not in scapy 2.8 (16-byte tags only)"),
 )
 
 
