@@ -95,6 +95,7 @@ class Capabilities:
     max_sub_sas: int = 1
     max_crypt_offset: int = 0
     replay_window: int | None = None   # fixed window of the IUT; None: takes the profile's
+    max_window: int | None = None      # the largest window it can be configured with
     anti_replay: bool = True
     can_set_counters: bool = False
     reports_drop_reasons: bool = False
@@ -123,6 +124,9 @@ class Capabilities:
             (p.max_crypt_offset <= self.max_crypt_offset, "crypt offset"),
             (self.replay_window in (None, p.window) or not p.replay_protected,
              f"window {p.window} (the IUT's is {self.replay_window})"),
+            (self.max_window is None or p.window <= self.max_window
+             or not p.replay_protected,
+             f"window {p.window} (the IUT's largest is {self.max_window})"),
         ]
         missing = [what for ok, what in checks if not ok]
         return f"IUT lacks {', '.join(missing)}" if missing else None
