@@ -426,3 +426,19 @@ def test_a_work_folder_of_a_dead_run_is_a_leftover():
     finally:
         import shutil
         shutil.rmtree(path, ignore_errors=True)
+
+
+def test_a_dpdk_runtime_folder_of_a_dead_run_is_a_leftover(tmp_path, monkeypatch):
+    """A SIGKILLed ipsec-secgw leaves /var/run/dpdk/<prefix>-sgN: found and removed."""
+    import subprocess as sp
+    from harness.net import leftovers
+    monkeypatch.setattr(leftovers, "DPDK_RUNTIME", str(tmp_path))
+    dead = sp.Popen(["true"])
+    dead.wait()
+    name = f"espspec-{dead.pid}-0a0b0c-sg3"
+    (tmp_path / name).mkdir()
+    (tmp_path / name / "config").write_text("x")
+    found = leftovers.find(f"espspec-{dead.pid}-")
+    assert [(f.name, f.kind) for f in found] == [(name, "dpdk-runtime")]
+    assert leftovers.remove(found[0]) == [f"removed folder {tmp_path / name}"]
+    assert not (tmp_path / name).exists()

@@ -10,7 +10,8 @@ veths inside go with it. A namespace whose owning run (the PID in its name) is s
 is skipped unless ``force`` is given, so that a cleanup never pulls the ground from under a
 run in progress. A topology's work folder (``Topology.folder()``, the prefix as a folder
 name in the temporary directory: SA files, daemon logs) is a leftover too, of kind
-``folder``: ``remove`` deletes it. Nothing outside the matching names is looked at or
+``folder``: ``remove`` deletes it; so is the DPDK runtime folder of a killed ipsec-secgw
+(``/var/run/dpdk/<prefix>-sgN``, kind ``dpdk-runtime``). Nothing outside the matching names is looked at or
 touched.
 """
 
@@ -33,13 +34,19 @@ from .topology import PREFIX, namespace_pids
 _OWNER = re.compile(re.escape(PREFIX) + r"(?:[A-Za-z][A-Za-z0-9]*-)*(\d+)(?:-|$)")
 
 
+# DPDK's runtime folders (one per --file-prefix; harness.dpdk names them after the
+# topology's prefix): a killed ipsec-secgw leaves its folder there
+DPDK_RUNTIME = "/var/run/dpdk"
+FOLDERS = {"folder": tempfile.gettempdir, "dpdk-runtime": lambda: DPDK_RUNTIME}
+
+
 @dataclass(frozen=True)
 class Leftover:
     name: str
     owner: int | None          # the PID of the run that made it, from its name
     owner_alive: bool
     pids: tuple[int, ...]      # processes still inside it
-    kind: str = "namespace"    # or "folder": a topology's work folder
+    kind: str = "namespace"    # or "folder" (a topology's work folder), "dpdk-runtime"
 
 
 def find(prefix: str = PREFIX) -> list[Leftover]:
@@ -51,8 +58,13 @@ def find(prefix: str = PREFIX) -> list[Leftover]:
         names = []
     folders = sorted(n for n in os.listdir(tempfile.gettempdir()) if n.startswith(prefix)
                      and os.path.isdir(os.path.join(tempfile.gettempdir(), n)))
+    try:
+        runtime = sorted(n for n in os.listdir(DPDK_RUNTIME) if n.startswith(prefix))
+    except OSError:
+        runtime = []
     out = []
-    for kind, found in (("namespace", names), ("folder", folders)):
+    for kind, found in (("namespace", names), ("folder", folders),
+                        ("dpdk-runtime", runtime)):
         for name in found:
             m = _OWNER.match(name)
             owner = int(m.group(1)) if m else None
@@ -64,9 +76,10 @@ def find(prefix: str = PREFIX) -> list[Leftover]:
 
 def remove(left: Leftover, *, wait: float = 2.0) -> list[str]:
     """Kill what runs in ``left`` (by PID) and delete it; one line per thing removed."""
-    if left.kind == "folder":
-        shutil.rmtree(os.path.join(tempfile.gettempdir(), left.name), ignore_errors=True)
-        return [f"removed folder {os.path.join(tempfile.gettempdir(), left.name)}"]
+    if left.kind in FOLDERS:
+        path = os.path.join(FOLDERS[left.kind](), left.name)
+        shutil.rmtree(path, ignore_errors=True)
+        return [f"removed folder {path}"]
     lines = []
     for pid in left.pids:
         if pid == os.getpid():
