@@ -360,3 +360,25 @@ def test_nothing_left_after_stop_and_close(binary):
     assert not any(nsenter.exists(n) for n in names)
     assert all(not namespace_pids(n) for n in names)
     assert not os.path.exists(os.path.join("/tmp", topo.prefix))
+
+
+def test_the_adapter_carries_a_judged_session(binary):
+    """harness.adapters.dpdk (in progress): a session on esp and one on esp-esn, IPv4
+    inner packets both ways judged by the model, a replay dropped, nothing left."""
+    from harness.adapters.dpdk import dpdk
+    from harness.adapters.tun_daemon import close_rigs
+    from harness.engine.session import Session
+    from harness.net import leftovers
+    try:
+        for name in ("esp", "esp-esn"):
+            s = Session.open(dpdk, named(name), label=f"t/adapter/{name}")
+            for size in (0, 64, 1000):
+                assert isinstance(s.iut_send(0, size), bytes)
+                wire = s.peer_send(0, size)
+                s.deliver(0)
+                assert s.answers[-1].startswith("unprotect: Delivered")
+            assert s.iut.unprotect(wire).__class__.__name__ == "Dropped"   # its replay
+            s.close()
+    finally:
+        close_rigs()
+    assert leftovers.find(f"espspec-{os.getpid()}-") == []

@@ -28,9 +28,7 @@ dpdk`` to find.
 
 from __future__ import annotations
 
-import select
 import subprocess
-import time
 from pathlib import Path
 
 from spec_model import SeqWire
@@ -38,7 +36,7 @@ from spec_model.receiver import Dropped
 
 from ..contract import Capabilities, IutCrash, IutError, SaConfig
 from ..daemon.vendor import DaemonSpec
-from .tun_daemon import PACKET_OUTGOING, TunDaemonIut, TunRig, rig_for
+from .tun_daemon import TunDaemonIut, TunRig, rig_for
 
 __all__ = ["CAPABILITIES", "DROP_WAIT", "SecgwRig", "DpdkIut", "build", "dpdk"]
 
@@ -70,6 +68,7 @@ def build() -> str:
 class SecgwRig(TunRig):
     event_lines = False
     drop_wait = DROP_WAIT
+    link_header = 14               # the plaintext port is a TAP: Ethernet frames
 
     def __init__(self, port: int | None = None) -> None:
         self.secgw = None
@@ -106,20 +105,6 @@ class SecgwRig(TunRig):
     # the plaintext port is a TAP: whole Ethernet frames, to and from the secgw's MACs
     def write_tun(self, packet: bytes) -> None:
         self.tun.send(self.secgw.plain_frame(packet))
-
-    def read_tun(self, timeout: float) -> bytes | None:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                frame, addr = self.tun.recvfrom(65536)
-            except (BlockingIOError, InterruptedError):
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return None
-                select.select([self.tun], [], [], left)
-                continue
-            if addr[2] != PACKET_OUTGOING and len(frame) > 14:
-                return frame[14:]
 
     def drop(self, mark: int) -> Dropped | None:
         return None

@@ -93,6 +93,7 @@ class TunRig:
     ``refusal``, ``drop``, ``delivered_meta``, ``wake``)."""
 
     interface = INTERFACE
+    link_header = 0                # bytes of link header on what the device delivers (TAP: 14)
     send_wait = drop_wait = 1.0
     event_lines = False            # True: a drop is always reported (no bounded wait)
 
@@ -186,8 +187,8 @@ class TunRig:
                     return None
                 select.select([self.tun], [], [], left)
                 continue
-            if addr[2] != PACKET_OUTGOING:        # our own writes come back as outgoing
-                return data
+            if addr[2] != PACKET_OUTGOING and len(data) > self.link_header:
+                return data[self.link_header:]    # our own writes come back as outgoing
 
     def inject(self, wire: bytes) -> None:
         """Send ``wire`` toward end a as end b would (ESP in UDP, or raw protocol 50 when
