@@ -66,7 +66,7 @@ from ..daemon import safile
 from ..daemon.vendor import DaemonSpec, read as read_spec
 from ..daemon.watch import LineWatcher
 from ..net.errors import RelayTimeout
-from ..net.frames import complete_checksum, layout
+from ..net.frames import complete_checksum, ip_packet, layout
 from ..net.procs import last_line
 from ..net.relay import Relay, RelayConfig
 from ..net.topology import Topology, TopologyConfig
@@ -80,11 +80,6 @@ TUN_LOCAL, TUN_PEER = "203.0.113.1", "203.0.113.2"
 INTERFACE = "espd0"
 MTU = 9000
 _DROP_REASONS = {r.value: r for r in DropReason}
-
-
-def _ip_header(src: str, dst: str, protocol: int, length: int) -> bytes:
-    from ..daemon.reference import ip_header
-    return ip_header(src, dst, protocol, length)
 
 
 class TunRig:
@@ -481,7 +476,7 @@ class TunDaemonIut:
         if self.profile.mode is Mode.TUNNEL:
             packet = payload
         else:
-            packet = _ip_header(TUN_LOCAL, TUN_PEER, next_header or 0, len(payload)) + payload
+            packet = ip_packet(TUN_LOCAL, TUN_PEER, next_header or 0, payload)
         while True:                                   # what an earlier verb left behind
             try:
                 rig.relay.next_esp("a", 0)

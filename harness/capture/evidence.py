@@ -27,7 +27,6 @@ Nothing here reads a clock, a file or the network: frames and SAs in, bytes out.
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
@@ -36,15 +35,12 @@ from spec_model.profile import Kdf, SeqWire, SubSaLocation
 
 from ..contract import SaConfig
 from ..pcapcheck.keys import SaKey, esp_sa_lines, esp_sa_text
+from ..pcapcheck.pcapwriter import pcap_bytes
 
 __all__ = ["DirectedSa", "PCAP", "ESP_SA", "README", "bundle", "pcap_bytes",
            "wireshark_limits"]
 
 PCAP, ESP_SA, README = "packets.pcap", "esp_sa", "README.txt"
-LINKTYPE_ETHERNET = 1
-SNAPLEN = 262144
-_FILE_HEADER = struct.Struct("<IHHiIII")
-_RECORD = struct.Struct("<IIII")
 
 
 @dataclass(frozen=True)
@@ -54,18 +50,6 @@ class DirectedSa:
     src: str                 # outer source address of its packets
     dst: str                 # outer destination address
     direction: str           # "out": the IUT sends on it; "in": the IUT receives on it
-
-
-def pcap_bytes(frames: Iterable[tuple[float, bytes]]) -> bytes:
-    """A classic Ethernet pcap of ``(time, frame)`` pairs, sorted by time (a stable sort:
-    frames of the same time keep their order)."""
-    out = [_FILE_HEADER.pack(0xA1B2C3D4, 2, 4, 0, 0, SNAPLEN, LINKTYPE_ETHERNET)]
-    for at, frame in sorted(frames, key=lambda f: f[0]):
-        micros = max(0, round(at * 1_000_000))
-        n = min(len(frame), SNAPLEN)
-        out.append(_RECORD.pack(micros // 1_000_000, micros % 1_000_000, n, len(frame)))
-        out.append(bytes(frame[:n]))
-    return b"".join(out)
 
 
 def _key(d: DirectedSa) -> SaKey:

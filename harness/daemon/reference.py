@@ -72,6 +72,7 @@ from spec_model.errors import EspSpecError, SendRefused
 from spec_model.profile import Framing
 from spec_model.subsa import spi_for
 
+from ..net.frames import ip_packet
 from .safile import SaFile, SaFileError, read
 
 __all__ = ["EXIT_BAD_SA_FILE", "EXIT_SETUP", "ReferenceDaemon", "flow_sub_sa", "main"]
@@ -105,24 +106,6 @@ def flow_sub_sa(packet: bytes, n_sub_sas: int) -> int:
         return 0
     key = addrs + bytes([proto]) + (l4 if proto in PORT_PROTOCOLS else b"")
     return zlib.crc32(key) % n_sub_sas
-
-
-def _ip_checksum(header: bytes) -> int:
-    total = sum(struct.unpack(f"!{len(header) // 2}H", header))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
-
-
-def ip_header(src: str, dst: str, protocol: int, payload_len: int) -> bytes:
-    """The IP header a transport-mode payload is delivered behind (TTL/hop limit 64)."""
-    s, d = ipaddress.ip_address(src), ipaddress.ip_address(dst)
-    if s.version == 6:
-        return struct.pack("!IHBB16s16s", 6 << 28, payload_len, protocol, 64, s.packed,
-                           d.packed)
-    head = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + payload_len, 0, 0x4000, 64, protocol,
-                       0, s.packed, d.packed)
-    return head[:10] + struct.pack("!H", _ip_checksum(head)) + head[12:]
 
 
 def open_tun(name: str) -> tuple[int, bool]:
@@ -379,8 +362,8 @@ class ReferenceDaemon:
                      f"sub_sa={outcome.sub_sa}")
             payload = outcome.payload
             if not self._tunnel:
-                payload = ip_header(cfg.tunnel_peer, cfg.tunnel_local, outcome.next_header,
-                                    len(payload)) + payload
+                payload = ip_packet(cfg.tunnel_peer, cfg.tunnel_local, outcome.next_header,
+                                    payload)
             try:
                 os.write(self.tun, payload)
             except OSError as e:

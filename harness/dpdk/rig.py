@@ -66,7 +66,6 @@ in ipsec-secgw: ESP is IP protocol 50 only.
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 import json
 import os
 import re
@@ -76,6 +75,7 @@ import struct
 import subprocess
 import time
 
+from ..net.frames import ip_frame, ip_packet, mac_bytes
 from ..net import nsenter
 from ..net.errors import CommandFailed
 from ..net.procs import run
@@ -114,30 +114,9 @@ def dpdk_version() -> str:
 # --- frames the rig's user needs ---------------------------------------------------------
 
 
-def _mac(text: str) -> bytes:
-    return bytes.fromhex(text.replace(":", ""))
-
-
-def ip_packet(src: str, dst: str, proto: int, payload: bytes, *, ttl: int = 64) -> bytes:
-    """An IPv4 (header checksum filled in) or IPv6 packet, no options or extensions."""
-    s, d = ipaddress.ip_address(src), ipaddress.ip_address(dst)
-    if s.version != d.version:
-        raise ValueError(f"{src} and {dst} are of two IP versions")
-    if s.version == 6:
-        return struct.pack("!IHBB", 6 << 28, len(payload), proto, ttl) + s.packed + d.packed \
-            + payload
-    hdr = bytearray(struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), 0, 0x4000, ttl,
-                                proto, 0, s.packed, d.packed))
-    total = sum(struct.unpack("!10H", hdr))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    hdr[10:12] = struct.pack("!H", ~total & 0xFFFF)
-    return bytes(hdr) + payload
-
-
 def ether_frame(dst_mac: str, src_mac: str, packet: bytes) -> bytes:
     etype = 0x86DD if packet[:1] and packet[0] >> 4 == 6 else 0x0800
-    return _mac(dst_mac) + _mac(src_mac) + struct.pack("!H", etype) + packet
+    return mac_bytes(dst_mac) + mac_bytes(src_mac) + struct.pack("!H", etype) + packet
 
 
 # --- the process -------------------------------------------------------------------------
@@ -458,5 +437,5 @@ class Secgw:
     def esp_frame(self, esp: bytes) -> bytes:
         """``esp`` (ESP from its SPI to its ICV) as the frame the peer end sends toward the
         secgw: its MAC and outer address to ours, IP protocol 50."""
-        return ether_frame(self.end.mac, self.peer.mac,
-                           ip_packet(self.peer.address, self.end.address, PROTO_ESP, esp))
+        return ip_frame(self.peer.mac, self.end.mac, self.peer.address, self.end.address,
+                        PROTO_ESP, esp)

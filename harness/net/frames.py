@@ -193,20 +193,28 @@ def mac_bytes(mac: str) -> bytes:
     return bytes.fromhex(mac.replace(":", ""))
 
 
+def ip_packet(src: str, dst: str, protocol: int, payload: bytes, *, ttl: int = 64) -> bytes:
+    """An IPv4 (header checksum filled in, DF set) or IPv6 packet carrying ``payload`` as
+    protocol ``protocol``, as a TUN device or a tunnel's inner side carries it. The payload
+    is left as it is (no transport checksum is touched)."""
+    s, d = ipaddress.ip_address(src), ipaddress.ip_address(dst)
+    if s.version != d.version:
+        raise ValueError(f"{src} and {dst} are of two IP versions")
+    if s.version == 6:
+        return struct.pack("!IHBB16s16s", 6 << 28, len(payload), protocol, ttl, s.packed,
+                           d.packed) + payload
+    head = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), 0, 0x4000, ttl,
+                       protocol, 0, s.packed, d.packed)
+    return head[:10] + struct.pack("!H", ~_sum16(head) & 0xFFFF) + head[12:] + payload
+
+
 def ip_frame(src_mac: str, dst_mac: str, src: str, dst: str, protocol: int, payload: bytes,
              *, ttl: int = 64) -> bytes:
-    """An Ethernet/IPv4 or IPv6 frame carrying ``payload`` as IP protocol ``protocol`` (50:
-    raw ESP), every length and checksum right."""
-    s, d = ipaddress.ip_address(src), ipaddress.ip_address(dst)
-    if s.version == 4:
-        ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), 0, 0x4000, ttl,
-                         protocol, 0, s.packed, d.packed)
-        etype = ETH_P_IPV4
-    else:
-        ip = struct.pack("!IHBB16s16s", 6 << 28, len(payload), protocol, ttl, s.packed,
-                         d.packed)
-        etype = ETH_P_IPV6
-    frame = mac_bytes(dst_mac) + mac_bytes(src_mac) + struct.pack("!H", etype) + ip + payload
+    """``ip_packet`` in an Ethernet frame (e.g. protocol 50, raw ESP), every length and
+    checksum right: a UDP or TCP payload gets its transport checksum too."""
+    packet = ip_packet(src, dst, protocol, payload, ttl=ttl)
+    etype = ETH_P_IPV6 if packet[0] >> 4 == 6 else ETH_P_IPV4
+    frame = mac_bytes(dst_mac) + mac_bytes(src_mac) + struct.pack("!H", etype) + packet
     lay = layout(frame)
     return complete_checksum(frame, lay) if lay is not None else frame
 

@@ -1,6 +1,7 @@
 """Writing classic pcap files fast: struct-built records and outer headers.
 
-Theory of operation: ``PcapWriter`` appends records (16-byte header + frame) to a list and
+Theory of operation: ``pcap_bytes`` is a small capture in memory (evidence of a failing
+case); ``PcapWriter`` appends records (16-byte header + frame) to a list and
 writes them in large chunks. ``FrameBuilder`` wraps an (E)ESP/PSP packet in Ethernet, an
 IPv4 or IPv6 header and, for ESP-in-UDP, EESP and PSP, a UDP header. Outer IPv4 headers
 differ only in their total length, so the header (with its checksum) is cached per length;
@@ -44,6 +45,19 @@ def ipv4_header(src: bytes, dst: bytes, proto: int, payload_len: int, ident: int
                 ttl: int = 64) -> bytes:
     head = _IP4.pack(0x45, 0, 20 + payload_len, ident, 0x4000, ttl, proto, 0, src, dst)
     return head[:10] + checksum(head).to_bytes(2, "big") + head[12:]
+
+
+def pcap_bytes(frames, linktype: int = LINKTYPE_ETHERNET, snaplen: int = 262144) -> bytes:
+    """A whole classic pcap in memory from ``(time, frame)`` pairs (seconds as floats, e.g.
+    ``time.monotonic()``), in time order (a stable sort: frames of one time keep theirs);
+    frames above ``snaplen`` are cut, their original length recorded."""
+    out = [_FILE_HEADER.pack(0xA1B2C3D4, 2, 4, 0, 0, snaplen, linktype)]
+    for at, frame in sorted(frames, key=lambda f: f[0]):
+        micros = max(0, round(at * 1_000_000))
+        n = min(len(frame), snaplen)
+        out.append(_RECORD.pack(micros // 1_000_000, micros % 1_000_000, n, len(frame)))
+        out.append(bytes(frame[:n]))
+    return b"".join(out)
 
 
 class PcapWriter:
