@@ -92,6 +92,8 @@ class Capabilities:
     subsa_locations: frozenset[str] = frozenset({"none"})
     nonce_schemes: frozenset[str] = frozenset({"explicit-counter"})
     modes: frozenset[str] = frozenset({"tunnel", "transport"})
+    inner_families: frozenset[str] = frozenset({"ipv4", "ipv6"})   # inner packets one
+    #                                    tunnel-mode SA carries (suites send only these)
     max_sub_sas: int = 1
     max_crypt_offset: int = 0
     replay_window: int | None = None   # fixed window of the IUT; None: takes the profile's
@@ -111,6 +113,15 @@ class Capabilities:
     #                                    IKE negotiated them); the session judges those
     notes: tuple[str, ...] = field(default=())
 
+    def inner_v6(self, p: Profile) -> tuple[bool, ...]:
+        """The inner packets a scenario may send on ``p``, as ``make_payload``'s ``v6``
+        flag: IPv4 and IPv6 in tunnel mode (those of ``inner_families``), just one kind
+        (the flag is ignored) in transport mode; none when the profile is unsupported."""
+        if p.mode.value != "tunnel":
+            return (False,)
+        return tuple(v6 for v6, family in ((False, "ipv4"), (True, "ipv6"))
+                     if family in self.inner_families)
+
     def unsupported(self, p: Profile) -> str | None:
         """Why a profile cannot run on this IUT, or None."""
         checks = [
@@ -120,6 +131,7 @@ class Capabilities:
             (p.subsa.value in self.subsa_locations, f"sub-SA ID in {p.subsa.value}"),
             (p.nonce.value in self.nonce_schemes, f"nonce scheme {p.nonce.value}"),
             (p.mode.value in self.modes, f"{p.mode.value} mode"),
+            (p.mode.value != "tunnel" or bool(self.inner_families), "inner packets"),
             (p.n_sub_sas <= self.max_sub_sas, f"{p.n_sub_sas} sub-SAs"),
             (p.max_crypt_offset <= self.max_crypt_offset, "crypt offset"),
             (self.replay_window in (None, p.window) or not p.replay_protected,

@@ -28,7 +28,7 @@ from typing import NamedTuple
 from .errors import CryptOffsetBeyondPayload, DecodeError, IcvMismatch
 from .nonce import nonce_builder
 from .profile import Framing, NonceScheme, Profile, SeqWire, SubSaLocation
-from .replay import ReplayWindow, Verdict, infer_esn
+from .replay import ReplayWindow, Verdict, infer_esn, too_old_requirement
 from .sa import SaEnd
 from .subsa import locate, owns_spi
 from .wire.payload import NEXT_HEADER_DUMMY, PayloadInfoHeader
@@ -131,7 +131,9 @@ class Receiver(SaEnd):
                 return Dropped(DropReason.REPLAY, req, f"sequence number {seq} already seen",
                                sub_sa, seq)
             if verdict is _TOO_OLD:
-                return Dropped(DropReason.TOO_OLD, "REPLAY-TOO-OLD-DROP",
+                req = "REPLAY-SEQ-ZERO" if counter == 0 else too_old_requirement(
+                    p.window, self.top(sub_sa) - counter)
+                return Dropped(DropReason.TOO_OLD, req,
                                f"sequence number {seq} is left of the window "
                                f"(top {self.top(sub_sa)}, W {p.window})", sub_sa, seq)
         if self._limited and self._past_limit(counter):

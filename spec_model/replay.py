@@ -35,8 +35,11 @@ that number does not exist in the counter space (before 1 or past 2**64 - 1) it 
 What does not live here: sequence-number parsing, the ICV check, the choice of which
 sub-SA's window a packet goes to (one ``ReplayWindow`` per sub-SA ID), the loss-of-sync
 recovery of Appendix A3 (it needs trial ICV computations), and any logging or counting
-of drops. Requirement IDs served: REPLAY-DUPLICATE-DROP, REPLAY-TOO-OLD-DROP,
-REPLAY-WINDOW-SIZE, REPLAY-SEQ-ZERO, REPLAY-PRELIM-CHECK, REPLAY-PER-SUBSA-WINDOW,
+of drops. ``too_old_requirement`` says which rule a receiver that delivers a too-old
+packet breaks: REPLAY-WINDOW-EXACT (espspec-strict) less than one 64-bit block beyond W,
+because RFC 4303 lets a receiver choose its window and RFC 6479's bitmap may keep one
+block more, REPLAY-TOO-OLD-DROP (MUST) further left. Requirement IDs served:
+REPLAY-DUPLICATE-DROP, REPLAY-TOO-OLD-DROP, REPLAY-WINDOW-EXACT, REPLAY-WINDOW-SIZE, REPLAY-SEQ-ZERO, REPLAY-PRELIM-CHECK, REPLAY-PER-SUBSA-WINDOW,
 ESN-INFER-CASE-A, ESN-INFER-CASE-B.
 """
 
@@ -44,8 +47,8 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["Verdict", "ReplayWindow", "EsnCase", "infer_esn", "INVALID_SEQ",
-           "SEQ_MAX", "WINDOW_MAX"]
+__all__ = ["Verdict", "ReplayWindow", "EsnCase", "infer_esn", "too_old_requirement",
+           "INVALID_SEQ", "SEQ_MAX", "WINDOW_MAX", "WINDOW_SLACK"]
 
 #: highest value of a full 64-bit sequence-number counter
 SEQ_MAX = (1 << 64) - 1
@@ -54,6 +57,10 @@ WINDOW_MAX = 1 << 30
 #: the one sequence number no sender ever sends; ``infer_esn`` returns it for
 #: "no such 64-bit number", and every window rejects it
 INVALID_SEQ = 0
+
+#: how far beyond W a receiver's own window may reach before a delivery breaks a MUST:
+#: one 64-bit block (RFC 6479 §2: the effective window is up to a block more than W)
+WINDOW_SLACK = 64
 
 _M32 = (1 << 32) - 1
 _ESN_WINDOW_MAX = 1 << 31          # Appendix A assumes W <= 2^31
@@ -258,3 +265,11 @@ def infer_esn(seql: int, top: int, window: int) -> tuple[int, EsnCase]:
             return INVALID_SEQ, EsnCase.B
         return ((th - 1) << 32) | seql, EsnCase.B
     return (th << 32) | seql, EsnCase.B
+
+
+def too_old_requirement(window: int, behind: int) -> str:
+    """The rule a receiver breaks by delivering a packet ``behind`` (>= ``window``)
+    sequence numbers behind its top: see the module's docstring."""
+    if window <= behind < window + WINDOW_SLACK:
+        return "REPLAY-WINDOW-EXACT"
+    return "REPLAY-TOO-OLD-DROP"

@@ -78,8 +78,9 @@ from spec_model.errors import EspSpecError
 __all__ = [
     "A_TO_B", "B_TO_A", "BadPacketCount", "BadPacketSize", "BadWindow", "CharonMissing",
     "DaemonFailed", "DirectionResult", "Finding", "InteropConfig", "InteropError",
-    "InteropResult", "MAX_INNER", "MAX_PACKETS", "UnknownAead", "ViciMissing", "judge",
-    "plaintexts", "profile_for", "run",
+    "InteropResult", "MAX_INNER", "MAX_PACKETS", "NO_SHARED_PROFILE", "PAIRS", "SecgwPort",
+    "UnknownAead", "UnsupportedPair", "ViciMissing", "judge", "plaintexts", "profile_for",
+    "run",
 ]
 
 A_TO_B, B_TO_A = "a->b", "b->a"
@@ -124,7 +125,12 @@ class ViciMissing(InteropError):
 
 
 class DaemonFailed(InteropError):
-    """The reference daemon exited, or said no READY, while starting."""
+    """The reference daemon exited, or said no READY, while starting (or ipsec-secgw
+    could not be built or started)."""
+
+
+class UnsupportedPair(InteropError):
+    """Two implementations the interop case cannot run against each other."""
 
 
 @dataclass(frozen=True)
@@ -217,6 +223,7 @@ class InteropResult:
     workdir: str                             # its work folder (removed)
     seconds: float
     packets: int
+    names: tuple[tuple[str, str], ...] = tuple(NAMES.items())   # (side, implementation)
 
     @property
     def passed(self) -> bool:
@@ -230,7 +237,7 @@ class InteropResult:
                 "implementations": {
                     side: {"name": name, "version": self.versions[name],
                            "address": self.addresses[side]}
-                    for side, name in NAMES.items()},
+                    for side, name in self.names},
                 "profile": self.profile.axes(), "packets_per_direction": self.packets,
                 "esp_packets_seen": len(self.frames), "seconds": round(self.seconds, 3),
                 "directions": [d.to_json() for d in self.directions]}
@@ -244,11 +251,13 @@ def profile_for(aead: str) -> Profile:
 
 
 def plaintexts(profile: Profile, count: int, sizes: tuple[int, ...] = SIZES,
-               from_peer: bool = False) -> list[bytes]:
-    """The inner packets of one direction: packet k (1-based) is IPv6 when k is even,
-    ``sizes[k % len(sizes)]`` bytes of payload filled from byte k; no two alike."""
-    out = [make_payload(profile, sizes[k % len(sizes)], fill=k & 0xFF, v6=k % 2 == 0,
-                        from_peer=from_peer)[0] for k in range(1, count + 1)]
+               from_peer: bool = False, v6: bool = True) -> list[bytes]:
+    """The inner packets of one direction: packet k (1-based) is IPv6 when k is even
+    (unless ``v6`` is False: IPv4 only), ``sizes[k % len(sizes)]`` bytes of payload
+    filled from byte k; no two alike."""
+    out = [make_payload(profile, sizes[k % len(sizes)], fill=k & 0xFF,
+                        v6=v6 and k % 2 == 0, from_peer=from_peer)[0]
+           for k in range(1, count + 1)]
     if len(set(out)) != len(out):
         raise BadPacketSize(f"{count} packets of sizes {sizes}: some would be alike (an "
                             f"odd number of sizes keeps them apart)")
@@ -508,8 +517,22 @@ def _espspec_version() -> str:
         return "espspec (not installed)"
 
 
-def run(cfg: InteropConfig = InteropConfig()) -> InteropResult:
-    """The whole case (see the module's docstring): set up, exchange, judge, tear down."""
+def run(cfg: InteropConfig = InteropConfig(),
+        pair: tuple[str, str] = ("strongswan", "reference-daemon")) -> InteropResult:
+    """The whole case for ``pair`` (end a, end b; see the module's docstring): set up,
+    exchange, judge, tear down. UnsupportedPair for two that share no profile."""
+    pair = tuple(pair)
+    if pair not in PAIRS:
+        why = NO_SHARED_PROFILE.get(frozenset(pair))
+        raise UnsupportedPair(
+            f"{pair[0]} and {pair[1]}: {why}" if why else
+            f"interop runs {' or '.join(f'{a} (end a) against {b} (end b)' for a, b in PAIRS)}"
+            f", not {pair[0]} against {pair[1]}")
+    return PAIRS[pair](cfg)
+
+
+def _run_strongswan(cfg: InteropConfig) -> InteropResult:
+    """strongSwan (charon A, end a) against the reference daemon in charon B's place."""
     _check_environment()
     from harness.strongswan import StrongSwanPair
     profile = profile_for(cfg.aead)
@@ -577,3 +600,130 @@ def run(cfg: InteropConfig = InteropConfig()) -> InteropResult:
             if daemon is not None:
                 daemon.lines.close()
     return replace(result, seconds=time.monotonic() - t0)
+
+
+# --- DPDK's ipsec-secgw against the reference daemon -----------------------------------------
+class SecgwPort:
+    """espspec at ipsec-secgw's plaintext port (a TAP device, Ethernet frames): ``write``
+    sends an inner packet to the secgw, ``read`` takes what it decrypted."""
+
+    def __init__(self, secgw) -> None:
+        self.secgw = secgw
+        self.sock = secgw.plain_socket()
+        self.sock.setblocking(False)
+
+    def write(self, packet: bytes) -> None:
+        self.sock.send(self.secgw.plain_frame(packet))
+
+    def read(self, timeout: float = 0.0) -> list[bytes]:
+        out: list[bytes] = []
+        if timeout > 0:
+            select.select([self.sock], [], [], timeout)
+        while True:
+            try:
+                frame, addr = self.sock.recvfrom(65536)
+            except (BlockingIOError, InterruptedError):
+                return out
+            if addr[2] != PACKET_OUTGOING and len(frame) > 14:
+                out.append(frame[14:])
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def _run_dpdk(cfg: InteropConfig) -> InteropResult:
+    """ipsec-secgw (end a) against the reference daemon (end b): raw ESP (IP protocol 50),
+    SAs espspec writes into both (secgw has no IKE), IPv4 inner packets only (secgw binds
+    an SA to one inner IP version: harness.dpdk.config.tunnel_config)."""
+    from harness.dpdk import AEADS as SECGW_AEADS, Secgw, SecgwError, SecgwSa, build_binary
+    if cfg.aead not in SECGW_AEADS:
+        raise UnknownAead(f"--aead {cfg.aead}: ipsec-secgw has no such AEAD; it takes "
+                          f"{', '.join(SECGW_AEADS)}")
+    try:
+        binary = build_binary()
+    except SecgwError as e:
+        raise DaemonFailed(f"ipsec-secgw: {e}") from None
+    profile = profile_for(cfg.aead)
+    need = SECGW_AEADS[cfg.aead].key_len + 4
+    out_spi, in_spi = (0x0D000000 | int.from_bytes(os.urandom(3), "big") for _ in range(2))
+    if in_spi == out_spi:
+        in_spi ^= 1
+    out_keymat, in_keymat = os.urandom(need), os.urandom(need)
+    t0 = time.monotonic()
+    topo = Topology.create(config=TopologyConfig(mtu=MTU))
+    daemon = gw = None
+    ports: list = []
+    try:
+        relay = Relay(topo).start()
+        ends = topo.ends
+        gw = Secgw(topo, binary, window=profile.window, esn=False,
+                   outbound=SecgwSa(out_spi, cfg.aead, out_keymat),
+                   inbound=SecgwSa(in_spi, cfg.aead, in_keymat),
+                   inner_local="203.0.113.1", inner_peer="203.0.113.2")
+        gw.start(timeout=cfg.ready_timeout)
+        pids = {"dpdk": gw.pid}
+        sa = SaFile(profile=profile, generation=0, encapsulation="esp",
+                    local=Endpoint(ends["b"].address, None),
+                    peer=Endpoint(ends["a"].address, None),
+                    tunnel_local="203.0.113.2", tunnel_peer="203.0.113.1",
+                    interface=DAEMON_IF,
+                    outbound=SaSpec(in_spi, in_keymat, profile.n_sub_sas),
+                    inbound=SaSpec(out_spi, out_keymat, profile.n_sub_sas))
+        if cfg.daemon_sa is not None:
+            sa = cfg.daemon_sa(sa)
+        daemon = _Daemon(topo, sa)
+        pids["reference-daemon"] = daemon.child.pid
+        daemon.wait_ready(cfg.ready_timeout)
+        topo.blackhole_from("b", DAEMON_IF)
+        ports = [SecgwPort(gw)]
+        ports.append(TunPort(topo, "b", DAEMON_IF))
+        a_port, b_port = ports
+        mark_daemon = daemon.lines.mark()
+        legs = [
+            (_Leg(A_TO_B, "a", a_port, b_port, out_spi, out_keymat,
+                  lambda: daemon.drops(mark_daemon)), False),
+            (_Leg(B_TO_A, "b", b_port, a_port, in_spi, in_keymat, lambda: []), True),
+        ]
+        for leg, from_peer in legs:
+            _drive(leg, relay, plaintexts(profile, cfg.packets, cfg.sizes, from_peer,
+                                          v6=False), cfg)
+        names = {"a": "dpdk", "b": "reference-daemon"}
+        results = []
+        for leg, _ in legs:
+            sender, receiver = names[leg.side], names["b" if leg.side == "a" else "a"]
+            wire = [p.esp for p in list(relay.seen) if p.side == leg.side]
+            results.append(judge(leg.label, sender, receiver, profile, leg.spi, leg.keymat,
+                                 leg.written, wire, leg.delivered, leg.drops(), leg.unsent,
+                                 cfg.send_timeout))
+        result = InteropResult(
+            profile=profile, directions=tuple(results),
+            versions={"dpdk": f"DPDK {gw.version} (ipsec-secgw, librte_ipsec)",
+                      "reference-daemon": _espspec_version()},
+            out_spi=out_spi, in_spi=in_spi, out_keymat=out_keymat, in_keymat=in_keymat,
+            addresses={s: e.address for s, e in ends.items()},
+            frames=tuple((p.side, p.frame) for p in list(relay.seen)), pids=pids,
+            prefix=topo.prefix, workdir=topo.folder(), seconds=0.0, packets=cfg.packets,
+            names=tuple(names.items()))
+    finally:
+        for port in ports:
+            port.close()
+        try:
+            if gw is not None:
+                gw.close()
+        finally:
+            topo.close()                     # relay, daemon, secgw, namespaces, folder
+            if daemon is not None:
+                daemon.lines.close()
+    return replace(result, seconds=time.monotonic() - t0)
+
+
+PAIRS: dict[tuple[str, str], Callable[[InteropConfig], InteropResult]] = {
+    ("strongswan", "reference-daemon"): _run_strongswan,
+    ("dpdk", "reference-daemon"): _run_dpdk,
+}
+NO_SHARED_PROFILE = {
+    frozenset({"strongswan", "dpdk"}):
+        "no profile both speak: strongSwan 5.9.8's kernel-libipsec sends and takes ESP in "
+        "UDP only (RFC 3948, port 4500), ipsec-secgw's software SAs raw ESP (IP protocol "
+        "50) only -- UDP encapsulation exists in secgw for inline/lookaside offload SAs",
+}

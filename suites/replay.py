@@ -20,6 +20,7 @@ from harness.contract import Capabilities
 from harness.engine.judge import Finding
 from harness.engine.session import ConformanceFailure, Session
 from spec_model import Profile, Sender, SeqWire, SubSaLocation
+from spec_model.replay import WINDOW_SLACK
 
 from . import CaseContext, case
 from .wire import (aligned, deliver, ends, in_flight_index, inject, needs, opened, payload_for,
@@ -69,10 +70,10 @@ def _run(s: Session, sub: int, first: int, last: int) -> dict[int, bytes]:
 
 
 @case("replay", "window-edges", requirements=(
-    "REPLAY-WINDOW-SIZE", "REPLAY-TOO-OLD-DROP", "REPLAY-DUPLICATE-DROP",
-    "RECV-ACCEPT-VALID"), applies=sequence_numbers)
+    "REPLAY-WINDOW-SIZE", "REPLAY-WINDOW-EXACT", "REPLAY-TOO-OLD-DROP",
+    "REPLAY-DUPLICATE-DROP", "RECV-ACCEPT-VALID"), applies=sequence_numbers)
 def window_edges(ctx: CaseContext) -> None:
-    """Packets exactly W-1 behind the top are accepted, W and W+1 behind dropped, duplicates dropped, every unseen packet inside the window accepted."""
+    """Packets exactly W-1 behind the top are accepted, W and W+1 behind dropped (strict: a receiver may keep a wider window), W+64 behind dropped, duplicates dropped, every unseen packet inside the window accepted."""
     with opened(ctx, unlimited(ctx.profile)) as s:
         w = s.profile.window
         for sub in ends(s.profile):
@@ -92,6 +93,7 @@ def window_edges(ctx: CaseContext) -> None:
             nxt = peer(s, sub)                            # and the window moves on
             deliver(s, nxt, keep=True)
             deliver(s, nxt)
+            s.hold_past_window(sub, WINDOW_SLACK)         # past any wider window: a MUST
 
 
 @case("replay", "per-subsa-windows", requirements=(

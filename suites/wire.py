@@ -21,7 +21,7 @@ from harness.engine.craft import seal_custom
 from harness.contract import Capabilities
 from harness.engine.judge import Finding
 from harness.engine.session import Session, make_payload
-from spec_model import Framing, Mode, Profile, Sender
+from spec_model import Framing, Profile, Sender
 from spec_model.errors import DecodeError, ProfileError
 from spec_model.wire.payload import ESP_PAD, NEXT_HEADER_DUMMY, ZEROS, next_header_of_ip
 
@@ -172,8 +172,6 @@ def spi_offset(profile: Profile) -> int:
     return 0 if profile.framing is Framing.ESP else 4
 
 
-def tunnel_sizes(profile: Profile) -> tuple[bool, ...]:
-    return (False, True) if profile.mode is Mode.TUNNEL else (False,)
 
 
 def ends(profile: Profile) -> list[int]:
@@ -191,11 +189,11 @@ SIZES = (0, 1, 2, 3, 4, 7, 8, 63, 64, 255, 1400)
     "WIRE-EESP-OPTIMIZED", "WIRE-PSP-HEADER", "SUBSA-ID-LOCATION", "SEQ-STRICTLY-INCREASING",
     "ICV-VERIFY", "RECV-ACCEPT-VALID"))
 def every_field(ctx: CaseContext) -> None:
-    """Every sub-SA sends and receives payloads of 0..1400 bytes (IPv4 and IPv6 inside tunnels); the judge checks every field."""
+    """Every sub-SA sends and receives payloads of 0..1400 bytes (IPv4 and IPv6 inside tunnels, those the IUT carries); the judge checks every field."""
     with opened(ctx) as s:
         for sub in range(s.profile.n_sub_sas):
             for size in SIZES:
-                for v6 in tunnel_sizes(s.profile):
+                for v6 in ctx.caps.inner_v6(s.profile):
                     s.iut_send(sub, size, v6)
                     if s.peer_send(sub, size, v6) is not None:
                         s.deliver(-1)

@@ -21,12 +21,14 @@ import signal
 import socket
 import subprocess
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from harness.dpdk import (AEADS, BadSecgwConfig, BinaryMissing, Secgw, SecgwDied, SecgwSa,
                           ip_packet)
+from harness.dpdk.fence import FENCE_SPI, Fence
 from harness.dpdk.config import (Launch, MAX_WINDOW, Tunnel, check_esn, colon_hex,
                                  crypto_vdevs, launch_argv, tunnel_config)
 from harness.net import nsenter, procs
@@ -74,6 +76,36 @@ def test_config_text():
     assert "rt ipv6 dst 2001:db8::b/128 port 0" in v6
 
 
+def test_fence_sa_and_policy_in_the_file():
+    out, inb, fence = new_sa(0x1001), new_sa(0x1002), SecgwSa(0x1003, "aes128gcm16", bytes(20))
+    text = tunnel_config(Tunnel(out, inb, "192.0.2.10", "198.51.100.10", fence=fence)).text()
+    assert ("sp ipv4 in esp protect 4099 pri 1 src 203.0.113.254/32 dst 203.0.113.1/32 "
+            "sport 0:65535 dport 0:65535") in text
+    assert ("sa in 4099 aead_algo aes-128-gcm aead_key " + ":".join(["00"] * 20)
+            + " mode ipv4-tunnel src 198.51.100.10 dst 192.0.2.10 telemetry") in text
+    with pytest.raises(BadSecgwConfig, match="share an SPI"):
+        Tunnel(out, inb, "192.0.2.10", "198.51.100.10", fence=new_sa(0x1002))
+    with pytest.raises(BadSecgwConfig, match="fence's inner source"):
+        Tunnel(out, inb, "192.0.2.10", "198.51.100.10", fence=fence,
+               fence_inner="2001:db8::fe")
+
+
+@pytest.mark.parametrize("name", ["esp", "esp-esn"])
+def test_fence_packets_open_with_the_model_and_number_themselves(name):
+    profile = replace(named(name), aead="aes256gcm16", hard_packets=3)
+    keymat = bytes(range(Fence.keymat_len("aes256gcm16")))
+    fence = Fence(profile, "203.0.113.1", taken=(FENCE_SPI, FENCE_SPI + 1), keymat=keymat)
+    assert fence.sa.spi == FENCE_SPI + 2 and fence.sa.keymat == keymat
+    rx = Receiver(fence.profile, keymat, fence.sa.spi)
+    for n in range(1, 6):                        # the session's limits are not the fence's
+        out = rx.open(fence.next_wire())
+        assert isinstance(out, Delivered) and out.seq == n, out
+        assert fence.number(out.payload) == n and out.payload[12:16] == bytes([203, 0, 113, 254])
+    assert fence.profile.seq is profile.seq
+    assert fence.number(ip_packet("203.0.113.2", "203.0.113.1", 253, b"espspec-fence" + bytes(8))) is None
+    assert fence.number(b"") is None
+
+
 def test_esn_start_in_the_file():
     sa = SecgwSa(0x500, "aes128gcm16", bytes(20), esn_start=0xFFFFFFF0)
     t = Tunnel(sa, SecgwSa(0x501, "aes128gcm16", bytes(20)), "192.0.2.10", "198.51.100.10")
@@ -105,7 +137,7 @@ def test_argv():
     (lambda: Launch("b", "c", "p", window=MAX_WINDOW + 1), "replay window"),
     (lambda: Launch("b", "c", "p", memory_mb=256), "-m 320"),
     (lambda: Launch("b", "c", "p", esp_tap="x" * 16), "interface name"),
-    (lambda: Tunnel(new_sa(300), new_sa(300), "192.0.2.10", "198.51.100.10"), "share SPI"),
+    (lambda: Tunnel(new_sa(300), new_sa(300), "192.0.2.10", "198.51.100.10"), "share an SPI"),
 ])
 def test_refusals(make, match):
     with pytest.raises(BadSecgwConfig, match=match) as info:
@@ -379,7 +411,9 @@ def test_the_adapter_carries_a_judged_session(binary):
                 wire = s.peer_send(0, size)
                 s.deliver(0)
                 assert s.answers[-1].startswith("unprotect: Delivered")
-            assert s.iut.unprotect(wire).__class__.__name__ == "Dropped"   # its replay
+            dropped = s.iut.unprotect(wire)                # its replay
+            assert dropped.__class__.__name__ == "Dropped" and "fence" in dropped.detail, \
+                dropped                                    # known by the fence, not a wait
             s.close()
     finally:
         close_rigs()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -13,7 +14,7 @@ from harness.engine.judge import Verdict
 from harness.results.document import load_steps
 from harness.engine.runner import DEPTHS, Depth, run_case
 from harness.engine.session import ConformanceFailure, Session, replay
-from spec_model import NAMED, named
+from spec_model import NAMED, Mode, named
 from suites import CASES
 
 FAST = Depth(examples=12, steps=25)
@@ -38,7 +39,7 @@ def test_scapy_has_no_anti_replay_and_the_failure_is_minimal():
     r = _run("scapy", "esp", "replay/lockstep")
     assert r.verdict is Verdict.FAIL
     assert r.findings[0].requirement in ("REPLAY-TOO-OLD-DROP", "REPLAY-DUPLICATE-DROP")
-    assert 1 <= len(r.steps) <= 3, r.steps
+    assert 1 <= len(r.steps) <= 4, r.steps      # a duplicate: send, copy, deliver twice
     # the logged steps replay to the same finding
     findings = replay(load_iut("scapy"), named("esp"), r.steps)
     assert any(f.requirement == r.findings[0].requirement for f in findings)
@@ -91,6 +92,55 @@ def test_crashing_iut_is_a_finding_not_a_traceback():
                  CrashingIut().capabilities(), seed=0, strict=False, depth=FAST)
     assert r.verdict is Verdict.FAIL
     assert r.findings[0].requirement == "IUT-NO-CRASH" and "segfault" in r.message
+
+
+class Ipv4OnlyIut(CrashingIut):
+    """The reference, declaring that its tunnels carry IPv4 inner packets only (as DPDK's
+    ipsec-secgw does), and keeping every inner packet it protects or delivers."""
+    name = "ipv4-only"
+    seen: list[int] = []                         # inner IP versions, across instances
+
+    def capabilities(self):
+        return replace(self.inner.capabilities(), inner_families=frozenset({"ipv4"}))
+
+    def protect(self, sub_sa, payload, nh):
+        self.seen.append(payload[0] >> 4)
+        return self.inner.protect(sub_sa, payload, nh)
+
+    def unprotect(self, wire):
+        out = self.inner.unprotect(wire)
+        if getattr(out, "payload", None):
+            self.seen.append(out.payload[0] >> 4)
+        return out
+
+
+class BothFamiliesIut(Ipv4OnlyIut):
+    def capabilities(self):
+        return self.inner.capabilities()
+
+
+@pytest.mark.parametrize("case_id", ["wire/every-field", "wire/lockstep", "nonce/lockstep"])
+def test_suites_send_only_the_inner_families_an_iut_carries(case_id):
+    Ipv4OnlyIut.seen.clear()
+    r = run_case(CASES[case_id], Ipv4OnlyIut, named("esp"), Ipv4OnlyIut().capabilities(),
+                 seed=3, strict=True, depth=FAST)
+    assert r.verdict is Verdict.PASS, r.message
+    assert Ipv4OnlyIut.seen and set(Ipv4OnlyIut.seen) == {4}
+    Ipv4OnlyIut.seen.clear()                    # declaring both, it gets both
+    r = run_case(CASES[case_id], BothFamiliesIut, named("esp"),
+                 BothFamiliesIut().capabilities(), seed=3, strict=True, depth=FAST)
+    assert r.verdict is Verdict.PASS and set(Ipv4OnlyIut.seen) == {4, 6}
+
+
+def test_inner_families_and_transport_mode():
+    caps = Capabilities(inner_families=frozenset({"ipv6"}))
+    assert caps.inner_v6(named("esp")) == (True,)
+    assert Capabilities().inner_v6(named("esp")) == (False, True)
+    transport = replace(named("esp"), mode=Mode.TRANSPORT, name="esp-transport")
+    assert caps.inner_v6(transport) == (False,)
+    none = Capabilities(inner_families=frozenset())
+    assert "inner packets" in none.unsupported(named("esp"))
+    assert none.unsupported(transport) is None
 
 
 def test_session_judges_a_wrong_payload():

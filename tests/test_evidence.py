@@ -65,7 +65,7 @@ def test_failing_cases_over_the_network_leave_a_pcap_tshark_decrypts(tmp_path):
     report = tmp_path / "report"
     stale = report / "evidence" / "esp" / "old-case"
     stale.mkdir(parents=True)                       # an earlier run's evidence goes
-    proc = subprocess.run(ESPSPEC + ["run", "--iut", "mutant-daemon:window-too-wide",
+    proc = subprocess.run(ESPSPEC + ["run", "--iut", "mutant-daemon:duplicate-top-accepted",
                                      "--profile", "esp", "--suite", "replay",
                                      "--report", str(report)],
                           capture_output=True, text=True, timeout=600)
@@ -111,7 +111,7 @@ def test_failing_cases_over_the_network_leave_a_pcap_tshark_decrypts(tmp_path):
         assert len(inner) == len(records)
         assert _tshark(tmp_path, pcap, None, "-Y", "ip.proto == 253") == []   # keys needed
         readme = (folder / "README.txt").read_text()
-        assert "reference-daemon/window-too-wide" in readme
+        assert "reference-daemon/duplicate-top-accepted" in readme
         assert "Wireshark 4.0 can decrypt every SA" in readme
 
 

@@ -153,8 +153,8 @@ def test_a_wrong_key_is_found_in_its_direction_only(tmp_path, capsys, monkeypatc
     check (and charon delivers none), a->b is untouched; exit 1."""
     before = _ours()
     real_run = interop.run
-    monkeypatch.setattr(interop, "run",
-                        lambda cfg: real_run(replace(cfg, daemon_sa=_flip_outbound)))
+    monkeypatch.setattr(interop, "run", lambda cfg, pair: real_run(
+        replace(cfg, daemon_sa=_flip_outbound), pair))
     folder = tmp_path / "report"
     assert main(["interop", "strongswan", "reference-daemon", "--packets", "20",
                  "--report", str(folder)]) == 1
@@ -195,6 +195,67 @@ def test_a_daemon_that_fails_to_start_leaves_nothing():
                                   daemon_sa=lambda sa: replace(sa, interface="bad/name")))
     assert _ours() == before
     assert not [d for d in os.listdir("/tmp") if d.startswith(f"espspec-{os.getpid()}-")]
+
+
+# --- DPDK's ipsec-secgw against the reference daemon: raw ESP ------------------------------
+def _dpdk_missing() -> str:
+    if os.geteuid() != 0:
+        return "network namespaces need root"
+    from harness.dpdk import BinaryMissing, build_binary
+    try:
+        build_binary()
+    except BinaryMissing as e:
+        if "(Debian: apt-get install" in str(e):
+            return str(e)
+        raise
+    return ""
+
+
+@pytest.fixture(scope="module")
+def dpdk_result():
+    why = _dpdk_missing()
+    if why:
+        pytest.skip(why)
+    return interop.run(InteropConfig(packets=N), ("dpdk", "reference-daemon"))
+
+
+def test_dpdk_both_directions_pass_in_raw_esp(dpdk_result):
+    r = dpdk_result
+    assert r.passed, [str(f) for d in r.directions for f in d.findings]
+    for d in r.directions:
+        assert (d.written, d.on_wire, d.opened, d.delivered) == (N, N, N, N), d
+    assert [(d.sender, d.receiver) for d in r.directions] == [
+        ("dpdk", "reference-daemon"), ("reference-daemon", "dpdk")]
+    assert r.versions["dpdk"].startswith("DPDK 22.11")
+    assert r.to_json()["implementations"]["a"]["name"] == "dpdk"
+    for side, spi, keymat, from_peer in (("a", r.out_spi, r.out_keymat, False),
+                                         ("b", r.in_spi, r.in_keymat, True)):
+        rx = Receiver(r.profile, keymat, spi)
+        frames = [f for s, f in r.frames if s == side]
+        assert frames and all(f[14 + 9] == 50 for f in frames)     # IP protocol 50
+        opened = [rx.open(f[14 + 20:]) for f in frames]
+        assert [o.seq for o in opened] == list(range(1, N + 1)), opened
+        assert [o.payload for o in opened] == plaintexts(r.profile, N, from_peer=from_peer,
+                                                         v6=False)
+    assert set(r.pids) == {"dpdk", "reference-daemon"}
+    assert all(procs.gone(pid) for pid in r.pids.values())
+    assert r.prefix not in procs.run(["ip", "netns", "list"]).stdout
+    assert not os.path.exists(r.workdir)
+
+
+def test_dpdk_a_wrong_key_at_the_daemon_is_found():
+    """The daemon opens a->b under a wrong key: the model opens what ipsec-secgw sent,
+    the daemon delivers none (RECV-ACCEPT-VALID with its DROP line); b->a passes."""
+    why = _dpdk_missing()
+    if why:
+        pytest.skip(why)
+    r = interop.run(InteropConfig(packets=10, daemon_sa=_flip_inbound),
+                    ("dpdk", "reference-daemon"))
+    a_b, b_a = r.direction(A_TO_B), r.direction(B_TO_A)
+    assert b_a.passed and (a_b.on_wire, a_b.opened, a_b.delivered) == (10, 10, 0)
+    assert [(f.packet, f.requirement) for f in a_b.findings] == \
+        [(k, "RECV-ACCEPT-VALID") for k in range(1, 11)]
+    assert "reason=icv" in a_b.findings[0].detail
 
 
 # --- judging, without a network ------------------------------------------------------------
@@ -267,6 +328,9 @@ def test_judge_unsent_and_unexpected_esp():
 @pytest.mark.parametrize("argv, words", [
     (["strongswan", "libreswan"], "interop runs strongswan (end a) against reference-daemon"),
     (["reference-daemon", "strongswan"], "not reference-daemon against strongswan"),
+    (["strongswan", "dpdk"], "strongswan and dpdk: no profile both speak: strongSwan 5.9.8's "
+                             "kernel-libipsec sends and takes ESP in UDP only"),
+    (["dpdk", "reference-daemon", "--aead", "aes128gcm12"], "ipsec-secgw has no such AEAD"),
     (["strongswan", "reference-daemon", "--packets", "0"], "--packets 0: expected 1..1280"),
     (["strongswan", "reference-daemon", "--packets", "many"], "invalid int value"),
     (["strongswan", "reference-daemon", "--aead", "rot13"], "--aead rot13: unknown"),

@@ -28,26 +28,29 @@ dpdk`` to find.
 
 from __future__ import annotations
 
-import subprocess
-from pathlib import Path
+import os
+import time
 
 from spec_model import SeqWire
 from spec_model.receiver import Dropped
 
 from ..contract import Capabilities, IutCrash, IutError, SaConfig
 from ..daemon.vendor import DaemonSpec
+from ..dpdk.config import MAX_WINDOW
+from ..dpdk.fence import FENCE_INNER, Fence
 from .tun_daemon import TunDaemonIut, TunRig, rig_for
 
 __all__ = ["CAPABILITIES", "DROP_WAIT", "SecgwRig", "DpdkIut", "build", "dpdk"]
 
-DROP_WAIT = 0.2
-BUILD_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "build-ipsec-secgw"
+DROP_WAIT = 1.0                  # neither the packet nor the fence behind it came out
+INNER_LOCAL = "203.0.113.1"      # session.INNER_V4's IUT end
 CAPABILITIES = Capabilities(
     framings=frozenset({"esp"}),
     aeads=frozenset({"aes128gcm16", "aes192gcm16", "aes256gcm16", "chacha20poly1305"}),
     seq=frozenset({"32", "esn"}), subsa_locations=frozenset({"none"}),
     nonce_schemes=frozenset({"explicit-counter"}), modes=frozenset({"tunnel"}),
-    max_sub_sas=1, max_crypt_offset=0, replay_window=None, max_window=4096,
+    inner_families=frozenset({"ipv4"}),
+    max_sub_sas=1, max_crypt_offset=0, replay_window=None, max_window=MAX_WINDOW,
     anti_replay=True,
     can_set_counters=False, reports_drop_reasons=False, reports_counters=False,
     enforces_limits=False, rekey=True, rekey_overlap=False, mtu=1500,
@@ -57,12 +60,11 @@ CAPABILITIES = Capabilities(
 
 def build() -> str:
     """The ipsec-secgw binary's path, built by the project's script if need be."""
-    if not BUILD_SCRIPT.exists():
-        raise IutError(f"{BUILD_SCRIPT} is missing (the DPDK adapter runs from a checkout)")
-    r = subprocess.run([str(BUILD_SCRIPT)], capture_output=True, text=True, timeout=600)
-    if r.returncode != 0:
-        raise IutError((r.stderr.strip().splitlines() or [f"exit {r.returncode}"])[-1])
-    return r.stdout.strip()
+    from ..dpdk import BinaryMissing, build_binary
+    try:
+        return build_binary()
+    except BinaryMissing as e:
+        raise IutError(str(e)) from None
 
 
 class SecgwRig(TunRig):
@@ -72,6 +74,8 @@ class SecgwRig(TunRig):
 
     def __init__(self, port: int | None = None) -> None:
         self.secgw = None
+        self.fence: Fence | None = None
+        self.fences_seen = 0
         self.binary = build()
         super().__init__("dpdk-ipsec-secgw", None)
 
@@ -81,13 +85,18 @@ class SecgwRig(TunRig):
         out = SecgwSa(outbound.spi, p.aead, outbound.keymat)
         inb = SecgwSa(inbound.spi, p.aead, inbound.keymat)
         esn = p.seq is SeqWire.ESN
+        self.fence = Fence(p, INNER_LOCAL, (out.spi, inb.spi),
+                           os.urandom(Fence.keymat_len(p.aead)))
+        self.fences_seen = 0
         try:
             if self.secgw is None:
                 self.secgw = Secgw(self.topology, self.binary, window=p.window, esn=esn,
-                                   outbound=out, inbound=inb)
+                                   outbound=out, inbound=inb, fence=self.fence.sa,
+                                   inner_local=INNER_LOCAL)
                 self.secgw.start()
             else:
-                self.secgw.restart(outbound=out, inbound=inb, window=p.window, esn=esn)
+                self.secgw.restart(outbound=out, inbound=inb, fence=self.fence.sa,
+                                   window=p.window, esn=esn)
         except SecgwError as e:
             self.check_alive(verb)
             raise IutError(f"ipsec-secgw did not start with the session's SAs: {e}") from None
@@ -106,8 +115,41 @@ class SecgwRig(TunRig):
     def write_tun(self, packet: bytes) -> None:
         self.tun.send(self.secgw.plain_frame(packet))
 
+    # the fence (harness.dpdk.fence): every injected packet is followed by a fence packet
+    def inject(self, wire: bytes) -> None:
+        super().inject(wire)
+        super().inject(self.fence.next_wire())
+
+    def mark(self) -> int:
+        return self.fence.sent            # the next inject's fence is number mark + 1
+
+    def read_tun(self, timeout: float) -> bytes | None:
+        deadline = time.monotonic() + timeout
+        while True:
+            data = super().read_tun(max(0.0, deadline - time.monotonic()))
+            if data is None:
+                return None
+            n = self.fence.number(data)
+            if n is None:
+                return data
+            self.fences_seen = max(self.fences_seen, n)
+
     def drop(self, mark: int) -> Dropped | None:
+        if self.fences_seen > mark:
+            return Dropped(None, "", "ipsec-secgw delivered the fence packet sent after "
+                           "it, not it (secgw gives no reason)")
         return None
+
+    def evidence_sas(self) -> list[tuple[SaConfig, str]]:
+        """The fence's SA, so the evidence's esp_sa table opens its packets too."""
+        return [(SaConfig(self.fence.profile, self.fence.sa.spi, self.fence.sa.keymat), "in")]
+
+    def evidence_notes(self) -> list[str]:
+        return super().evidence_notes() + [
+            f"After every packet espspec injected comes a fence packet (SPI "
+            f"{self.fence.sa.spi:#010x}, inner source {FENCE_INNER}): ipsec-secgw reports "
+            f"no drop, so a packet is known dropped when the fence behind it comes out "
+            f"and it does not (harness/dpdk/fence.py)."]
 
     def close(self) -> None:
         try:

@@ -144,6 +144,11 @@ class TunRig:
     def wake(self) -> list:
         return []
 
+    def evidence_sas(self) -> list[tuple[SaConfig, str]]:
+        """SAs of the rig's own beside the session's ("in": toward the IUT), for the
+        evidence's esp_sa table."""
+        return []
+
     # --- the TUN device and the wire ---------------------------------------------------
     def open_tun(self, verb: str) -> None:
         if self.tun is not None:
@@ -467,6 +472,8 @@ class TunDaemonIut:
         sas = []
         for outbound, inbound in self.sas:
             sas += [DirectedSa(outbound, a, b, "out"), DirectedSa(inbound, b, a, "in")]
+        for sa, direction in rig.evidence_sas():
+            sas.append(DirectedSa(sa, *((a, b) if direction == "out" else (b, a)), direction))
         return bundle(frames, sas, rig.evidence_notes())
 
     def protect(self, sub_sa: int, payload: bytes, next_header: int | None) -> bytes | Refused:

@@ -15,6 +15,7 @@ import os
 import sys
 
 from spec_model import CATALOGUE
+from spec_model.requirements import Level
 from spec_model.errors import EspSpecError
 
 from .catalogue import cmd_mutants, cmd_profiles, cmd_requirements
@@ -52,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("requirements", help="print the requirement catalogue")
     r.add_argument("--json", action="store_true")
     r.add_argument("--severity", choices=sorted({q.severity.value for q in CATALOGUE.values()}))
-    r.add_argument("--level", choices=["MUST", "SHOULD", "MAY"])
+    r.add_argument("--level", choices=[level.value for level in Level])
     r.add_argument("-v", "--verbose", action="store_true", help="also print each rule's text")
     r.set_defaults(func=cmd_requirements)
     run = sub.add_parser("run", help="run the suites against an implementation")

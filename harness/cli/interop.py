@@ -1,12 +1,13 @@
 """The ``interop`` subcommand of ``espspec``: two real implementations, ESP both ways,
 every packet judged by the model (``suites.interop``).
 
-Theory of operation: ``add_subcommand(sub)`` adds ``espspec interop strongswan
+Theory of operation: ``add_subcommand(sub)`` adds ``espspec interop strongswan|dpdk
 reference-daemon [--packets N] [--aead NAME] [--report DIR]`` to espspec's argparse
-subparsers. ``cmd_interop`` checks the input first (the pair it can run, the packet
-count, the AEAD, a report folder it can write), so bad input costs no namespace and is
-one line on stderr (exit 2); then it runs the case -- charon A at end a, the reference
-daemon at end b in charon B's place -- and prints one line per direction: the verdict,
+subparsers. ``cmd_interop`` checks the input first (the pair it can run -- a pair that
+shares no profile, such as strongswan and dpdk, says why --, the packet count, the AEAD,
+a report folder it can write), so bad input costs no namespace and is one line on stderr
+(exit 2); then it runs the case -- charon A, or ipsec-secgw, at end a, the reference
+daemon at end b -- and prints one line per direction: the verdict,
 the counts (written, on the wire, opened by the model, delivered) and, on FAIL, the
 number of findings and the first. Exit 0 when both directions pass, 1 on a finding, 2
 when the case could not run (a missing charon or vici, not root, a proposal charon
@@ -32,9 +33,6 @@ from .errors import UsageError
 
 __all__ = ["BadReportDir", "UnsupportedPair", "add_subcommand", "cmd_interop",
            "write_report"]
-
-PAIR = ("strongswan", "reference-daemon")
-
 
 class UnsupportedPair(UsageError):
     """Two implementations the interop case cannot run against each other."""
@@ -91,14 +89,18 @@ def _line(d, aead: str) -> str:
 
 
 def cmd_interop(args: argparse.Namespace) -> int:
-    from suites.interop import InteropConfig, run
-    if (args.a, args.b) != PAIR:
-        raise UnsupportedPair(f"interop runs {PAIR[0]} (end a) against {PAIR[1]} (end b), "
-                              f"not {args.a} against {args.b}")
+    from suites.interop import NO_SHARED_PROFILE, PAIRS, InteropConfig, run
+    pair = (args.a, args.b)
+    if pair not in PAIRS:
+        why = NO_SHARED_PROFILE.get(frozenset(pair))
+        if why:
+            raise UnsupportedPair(f"{args.a} and {args.b}: {why}")
+        runs = " or ".join(f"{a} (end a) against {b} (end b)" for a, b in PAIRS)
+        raise UnsupportedPair(f"interop runs {runs}, not {args.a} against {args.b}")
     cfg = InteropConfig(packets=args.packets, aead=args.aead)   # bad values raise here
     folder = _report_dir(args.report) if args.report else None
     try:
-        result = run(cfg)
+        result = run(cfg, pair)
     except KeyboardInterrupt:                # torn down by run() on the way out
         print("espspec: interop interrupted", file=sys.stderr)
         return 130
@@ -112,12 +114,15 @@ def cmd_interop(args: argparse.Namespace) -> int:
 def add_subcommand(sub) -> None:
     p = sub.add_parser("interop", help="run two real implementations against each other "
                        "(ESP both ways), every packet judged by the model")
-    p.add_argument("a", metavar="IMPL_A", help=f"the implementation at end a: {PAIR[0]}")
-    p.add_argument("b", metavar="IMPL_B", help=f"the one at end b: {PAIR[1]}")
+    p.add_argument("a", metavar="IMPL_A", help="the implementation at end a: strongswan or "
+                   "dpdk")
+    p.add_argument("b", metavar="IMPL_B", help="the one at end b: reference-daemon")
     p.add_argument("--packets", type=int, default=24, metavar="N",
-                   help="inner packets per direction, IPv4 and IPv6 (default 24)")
+                   help="inner packets per direction, IPv4 and IPv6 alternately (IPv4 "
+                   "only with dpdk; default 24)")
     p.add_argument("--aead", default="aes128gcm16", metavar="NAME",
-                   help="the ESP proposal charon negotiates (default aes128gcm16)")
+                   help="the ESP proposal charon negotiates, or the AEAD of the SAs "
+                   "espspec writes for dpdk (default aes128gcm16)")
     p.add_argument("--report", metavar="DIR", help="write interop.json, interop.pcap and "
                    "esp_sa (Wireshark) into DIR")
     p.set_defaults(func=cmd_interop)

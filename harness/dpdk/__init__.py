@@ -11,7 +11,9 @@ place for ESP (raw IP protocol 50; secgw has no UDP encapsulation for software S
   ``sp``, ``rt``, ``neigh`` lines) and its command line from espspec's terms (SPI, AEAD
   name, key || salt, endpoints, selectors); the package's exception classes.
 * ``rig`` -- the process: ``Secgw`` (start, restart, stop, alive, stats, last_words),
-  the frames espspec's side writes (``ip_packet``, ``plain_frame``, ``esp_frame``).
+  the frames espspec's side writes (``ip_packet``, ``plain_frame``, ``esp_frame``), and
+  ``build_binary`` (scripts/build-ipsec-secgw, once).
+* ``fence`` -- pure: the fence packets that tell a drop at once (secgw reports none).
 
 What this package does not do: build the topology or the relay (the caller does, and
 closes them), send or judge ESP (the suites and ``spec_model`` do), or copy any DPDK
@@ -20,7 +22,7 @@ code into the checkout.
 
 from .config import (AEADS, BadSecgwConfig, BinaryMissing, SecgwDied, SecgwError, SecgwSa,
                      SecgwStartFailed)
-from .rig import Secgw, dpdk_version, ip_packet
+from .rig import Secgw, build_binary, dpdk_version, ip_packet
 
 __all__ = ["AEADS", "BadSecgwConfig", "BinaryMissing", "Secgw", "SecgwDied", "SecgwError",
-           "SecgwSa", "SecgwStartFailed", "dpdk_version", "ip_packet"]
+           "SecgwSa", "SecgwStartFailed", "build_binary", "dpdk_version", "ip_packet"]

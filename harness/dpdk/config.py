@@ -271,12 +271,10 @@ class Tunnel:
     inner_peer: str = "203.0.113.2"     # behind the peer
     peer_mac: str = "02:e5:50:00:00:0b"        # next hop of ESP (end b)
     plain_peer_mac: str = "02:e5:50:00:03:0a"  # where decrypted packets are addressed
-    # IPv6 inner hosts through the same SAs (None: IPv4 only). Not by default: with an
-    # ipv6 policy on an ipv4-tunnel SA, secgw 22.11 fails at start ("ipsec_satbl_init:
-    # failed to determine SA size, error code: -22")
-    inner6_local: str | None = None
-    inner6_peer: str | None = None
-
+    # a second inbound SA, the fence (None: none): its packets, from fence_inner to
+    # inner_local, come out of the plaintext port after everything injected before them
+    fence: SecgwSa | None = None
+    fence_inner: str = "203.0.113.254"
     def __post_init__(self) -> None:
         if _ip(self.local_outer).version != _ip(self.peer_outer).version:
             raise BadSecgwConfig(f"tunnel endpoints of two IP versions: {self.local_outer} "
@@ -284,39 +282,47 @@ class Tunnel:
         if _net(self.inner_local).version != _net(self.inner_peer).version:
             raise BadSecgwConfig(f"inner selectors of two IP versions: {self.inner_local} "
                                  f"{self.inner_peer}")
-        if self.outbound.spi == self.inbound.spi:
-            raise BadSecgwConfig(f"the outbound and inbound SA share SPI "
-                                 f"{self.inbound.spi:#x}")
+        spis = [sa.spi for sa in (self.outbound, self.inbound, self.fence) if sa]
+        if len(set(spis)) != len(spis):
+            raise BadSecgwConfig(f"two of the tunnel's SAs share an SPI: "
+                                 f"{', '.join(f'{spi:#x}' for spi in spis)}")
+        if self.fence and _net(self.fence_inner).version != _net(self.inner_local).version:
+            raise BadSecgwConfig(f"the fence's inner source {self.fence_inner} is not of "
+                                 f"the inner hosts' IP version")
 
 
 def check_esn(t: Tunnel, esn: bool) -> None:
     """An initial sequence number only with ESN on (see the module's docstring)."""
     if not esn:
-        for sa in (t.outbound, t.inbound):
-            if sa.esn_start:
+        for sa in (t.outbound, t.inbound, t.fence):
+            if sa is not None and sa.esn_start:
                 raise BadSecgwConfig(f"SA {sa.spi:#x}: an initial sequence number "
                                      f"(esn_start) needs ESN on (-e); without it secgw "
                                      f"builds an SA that interoperates with nobody")
 
 
 def tunnel_config(t: Tunnel) -> SecgwConfig:
-    """The file for one tunnel: an outbound and an inbound SA, their two policies, a route
-    to the peer's outer address out of the ESP port and one to the inner local host out
-    of the plaintext port, and the next-hop MAC of each port."""
+    """The file for one tunnel: an outbound and an inbound SA (and the fence's inbound
+    SA), their policies, a route to the peer's outer address out of the ESP port and one
+    to the inner local host out of the plaintext port, and the next-hop MAC of each port.
+
+    Inner packets are of one IP version, the inner hosts': secgw derives an SA's inner
+    protocol from the policies naming its SPI and refuses to start when both an ipv4 and
+    an ipv6 policy do (``get_spi_proto`` in sa.c: "SPI %u used simultaneously by IPv4(%d)
+    and IPv6 (%d) SP rules", then "ipsec_satbl_init: failed to determine SA size, error
+    code: -22"). One SA carries IPv4 or IPv6 inner packets, never both."""
     host = {4: 32, 6: 128}
     peer_outer = f"{_ip(t.peer_outer)}/{host[_ip(t.peer_outer).version]}"
-    v6_policies, v6_routes = (), ()
-    if t.inner6_local and t.inner6_peer:        # IPv6 inner packets through the same SAs
-        v6_policies = (SpRule("out", t.outbound.spi, t.inner6_local, t.inner6_peer),
-                       SpRule("in", t.inbound.spi, t.inner6_peer, t.inner6_local))
-        v6_routes = (Route(str(_net(t.inner6_local)), PLAIN_PORT),)
+    fence_sa, fence_sp = (), ()
+    if t.fence is not None:
+        fence_sa = (SaRule("in", t.fence, t.peer_outer, t.local_outer),)
+        fence_sp = (SpRule("in", t.fence.spi, t.fence_inner, t.inner_local),)
     return SecgwConfig(
         sas=(SaRule("out", t.outbound, t.local_outer, t.peer_outer),
-             SaRule("in", t.inbound, t.peer_outer, t.local_outer)),
+             SaRule("in", t.inbound, t.peer_outer, t.local_outer), *fence_sa),
         policies=(SpRule("out", t.outbound.spi, t.inner_local, t.inner_peer),
-                  SpRule("in", t.inbound.spi, t.inner_peer, t.inner_local), *v6_policies),
-        routes=(Route(peer_outer, ESP_PORT), Route(str(_net(t.inner_local)), PLAIN_PORT),
-                *v6_routes),
+                  SpRule("in", t.inbound.spi, t.inner_peer, t.inner_local), *fence_sp),
+        routes=(Route(peer_outer, ESP_PORT), Route(str(_net(t.inner_local)), PLAIN_PORT)),
         neighbours=(Neighbour(ESP_PORT, t.peer_mac), Neighbour(PLAIN_PORT, t.plain_peer_mac)),
     )
 

@@ -2,9 +2,9 @@
 
 Theory of operation: ``Secgw(topology, binary, outbound=..., inbound=...)`` is one
 ipsec-secgw in end a of a ``harness.net`` topology, holding one outbound and one inbound
-tunnel-mode SA toward end b. Its SAs are static (read once from its file), so a new
-session -- new SPIs and keys, another window, ESN on or off -- is ``restart(...)``: stop,
-write a new file, start. ``start()``:
+tunnel-mode SA toward end b (and, with ``fence=``, the inbound SA of ``fence.Fence``).
+Its SAs are static (read once from its file), so a new session -- new SPIs and keys,
+another window, ESN on or off -- is ``restart(...)``: stop, write a new file, start. ``start()``:
 
 1. writes the file (``config.tunnel_config``) into ``<topology folder>/secgw/``;
 2. starts the binary through ``topology.spawn`` (so it is our child, in its own process
@@ -58,8 +58,9 @@ ESN. ``-w N`` accepts H-N (N+1 values), except for N a power of two >= 128: the 
 then exactly N bits, H-N shares H's bit and is refused whenever H was recorded. With
 ESN, ``-w 0`` becomes 64.
 
-What this module does not do: build the binary (scripts/build-ipsec-secgw), make the
-topology or relay, or judge packets. UDP encapsulation does not exist for software SAs
+``build_binary()`` runs scripts/build-ipsec-secgw (which builds once, outside the
+checkout) and answers the binary's path. What this module does not do: make the topology
+or relay, or judge packets. UDP encapsulation does not exist for software SAs
 in ipsec-secgw: ESP is IP protocol 50 only.
 """
 
@@ -84,7 +85,7 @@ from .config import (ESP_PORT, PLAIN_PORT, BadSecgwConfig, BinaryMissing, Launch
                      crypto_vdevs, launch_argv, tunnel_config)
 
 __all__ = ["BadSecgwConfig", "BinaryMissing", "Secgw", "SecgwDied", "SecgwError", "SecgwSa",
-           "SecgwStartFailed", "ip_packet"]
+           "SecgwStartFailed", "build_binary", "dpdk_version", "ip_packet"]
 
 ETH_P_ALL = 0x0003
 PROTO_ESP = 50
@@ -100,6 +101,25 @@ _PORT_MAC = re.compile(r"Configuring device port (\d+):\s*\nAddress: ([0-9A-Fa-f
 def _one_line(text: str, limit: int = 300) -> str:
     text = " ".join(str(text).split())
     return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+BUILD_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, os.pardir,
+                            "scripts", "build-ipsec-secgw")
+
+
+def build_binary(timeout: float = 600) -> str:
+    """The ipsec-secgw binary's path, built by scripts/build-ipsec-secgw if need be (once:
+    later calls find it up to date); BinaryMissing with the script's one line if not."""
+    script = os.path.normpath(BUILD_SCRIPT)
+    if not os.path.exists(script):
+        raise BinaryMissing(f"{script} is missing (the DPDK rig runs from a checkout)")
+    try:
+        r = subprocess.run([script], capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise BinaryMissing(f"{script} did not finish within {timeout:g} s") from None
+    if r.returncode != 0:
+        raise BinaryMissing((r.stderr.strip().splitlines() or [f"exit {r.returncode}"])[-1])
+    return r.stdout.strip()
 
 
 def dpdk_version() -> str:
@@ -127,6 +147,7 @@ class Secgw:
 
     def __init__(self, topology, binary: str, *, core: int = 1, window: int = 64,
                  esn: bool = False, outbound: SecgwSa, inbound: SecgwSa,
+                 fence: SecgwSa | None = None,
                  inner_local: str = "203.0.113.1", inner_peer: str = "203.0.113.2",
                  side: str = "a", memory_mb: int = 512,
                  esp_ifname: str = "sg-esp", plain_ifname: str = "sg-plain",
@@ -138,7 +159,7 @@ class Secgw:
         self.esp_ifname, self.plain_ifname = esp_ifname, plain_ifname
         self.esp_mac, self.plain_mac = self.end.mac, plain_mac
         self.plain_peer_mac = PLAIN_PEER_MAC
-        self.tunnel = Tunnel(outbound=outbound, inbound=inbound,
+        self.tunnel = Tunnel(outbound=outbound, inbound=inbound, fence=fence,
                              local_outer=self.end.address, peer_outer=self.peer.address,
                              inner_local=inner_local, inner_peer=inner_peer,
                              peer_mac=self.peer.mac, plain_peer_mac=self.plain_peer_mac)
@@ -166,6 +187,10 @@ class Secgw:
     @property
     def inbound(self) -> SecgwSa:
         return self.tunnel.inbound
+
+    @property
+    def fence(self) -> SecgwSa | None:
+        return self.tunnel.fence
 
     @property
     def window(self) -> int:
@@ -228,12 +253,12 @@ class Secgw:
             self.version = hello["version"][5:]
 
     def restart(self, *, outbound: SecgwSa | None = None, inbound: SecgwSa | None = None,
-                window: int | None = None, esn: bool | None = None,
-                timeout: float = 10.0) -> None:
+                fence: SecgwSa | None = None, window: int | None = None,
+                esn: bool | None = None, timeout: float = 10.0) -> None:
         """Stop, then start with the given SAs/window/ESN replacing the current ones: a
         new session (secgw's SAs cannot change while it runs)."""
-        changes = {k: v for k, v in (("outbound", outbound), ("inbound", inbound))
-                   if v is not None}
+        changes = {k: v for k, v in (("outbound", outbound), ("inbound", inbound),
+                                     ("fence", fence)) if v is not None}
         tunnel = dataclasses.replace(self.tunnel, **changes)
         launch = dict(self._launch, **{k: v for k, v in (("window", window), ("esn", esn))
                                        if v is not None})

@@ -23,7 +23,7 @@ from spec_model import (CATALOGUE, Delivered, DropReason, Dropped, Framing, Leve
                         NonceLedger, NonceScheme, Receiver, Sender, SeqWire)
 from spec_model.errors import DecodeError, IcvMismatch
 from spec_model.nonce import nonce_builder
-from spec_model.replay import EsnCase, infer_esn
+from spec_model.replay import EsnCase, infer_esn, too_old_requirement
 from spec_model.subsa import locate
 
 from ..contract import Capabilities, Refused, SaConfig
@@ -39,12 +39,13 @@ class Verdict(enum.Enum):
 
 
 LEVEL_VERDICT = {Level.MUST: Verdict.FAIL, Level.SHOULD: Verdict.NON_STRICT,
-                 Level.MAY: Verdict.INFO}
+                 Level.MAY: Verdict.INFO, Level.STRICT: Verdict.NON_STRICT}
 AAD_RULE = {Framing.ESP: "AAD-RFC4106", Framing.EESP_FULL: "AAD-EESP",
             Framing.EESP_OPTIMIZED: "AAD-EESP", Framing.PSP: "AAD-PSP"}
 # a sender's fault when the model receiver complains about the body it built
 SENDER_RULE = {"PAD-CONTENT-CHECK": "PAD-CONTENT-SEND", "REPLAY-DUPLICATE-DROP":
                "SEQ-STRICTLY-INCREASING", "REPLAY-TOO-OLD-DROP": "SEQ-STRICTLY-INCREASING",
+               "REPLAY-WINDOW-EXACT": "SEQ-STRICTLY-INCREASING",
                "REPLAY-SEQ-ZERO": "SEQ-FIRST-ONE", "LIMIT-RECEIVER-ENFORCE":
                "LIMIT-HARD-PER-SUBSA"}
 
@@ -235,8 +236,10 @@ class Judge:
             return []
         if isinstance(result, Delivered):
             requirement = model.requirement
-            if model.reason is DropReason.ICV and self._too_old_in_subspace(wire):
-                requirement = "REPLAY-TOO-OLD-DROP"   # ESN: read as next subspace, ICV fails
+            behind = self._too_old_in_subspace(wire)
+            if model.reason is DropReason.ICV and behind is not None:
+                # ESN: read as Th + 1, the ICV fails
+                requirement = too_old_requirement(p.window, behind)
             return [Finding.of(requirement, f"{label}: the model drops it "
                                                   f"({model.reason.value}: {model.detail}), "
                                                   f"the IUT delivers it")]
@@ -265,13 +268,14 @@ class Judge:
         sub = locate(p, self.inbound.spi, pkt.spi, pkt.session_id, None)[0]
         return pkt.seq, self.reference.top(sub)
 
-    def _too_old_in_subspace(self, wire: bytes) -> bool:
-        """ESN: a low word at least W behind Tl, which Appendix A reads as Th + 1."""
+    def _too_old_in_subspace(self, wire: bytes) -> int | None:
+        """ESN: how far behind Tl a low word at least W behind it is (Appendix A reads it
+        as Th + 1), else None."""
         pos = self._esn_position(wire)
         if pos is None:
-            return False
+            return None
         seql, tl = pos[0], pos[1] & 0xFFFFFFFF
-        return seql <= tl and tl - seql >= self.inbound.profile.window
+        return tl - seql if seql <= tl and tl - seql >= self.inbound.profile.window else None
 
     def _esn_case(self, wire: bytes) -> EsnCase | None:
         """The Appendix A case of a packet, when its inference crosses a subspace."""

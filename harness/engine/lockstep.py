@@ -23,7 +23,9 @@ from hypothesis.errors import Flaky
 from hypothesis.stateful import RuleBasedStateMachine, precondition, rule, run_state_machine_as_test
 
 from spec_model import Profile, SeqWire
+from spec_model.replay import WINDOW_SLACK
 
+from ..contract import Capabilities
 from .judge import Finding
 from .session import ConformanceFailure, rerun
 
@@ -34,7 +36,7 @@ def _sizes():
     return st.one_of(st.integers(0, 64), st.integers(0, MTU))
 
 
-def _rules(profile: Profile) -> dict[str, object]:
+def _rules(profile: Profile, caps: Capabilities) -> dict[str, object]:
     """Every rule, as functions over ``self.session``; families pick from these."""
     n = profile.n_sub_sas
     sub_sa = st.integers(0, n - 1)
@@ -79,7 +81,8 @@ def _rules(profile: Profile) -> dict[str, object]:
     def jump_peer(self, sub_sa, delta):
         self.session.jump_peer(sub_sa, delta)
 
-    v6 = st.booleans()
+    kinds = caps.inner_v6(profile) or (False,)
+    v6 = st.booleans() if len(kinds) == 2 else st.just(kinds[0])   # booleans: as before
     return {
         "iut_send": rule(sub_sa=sub_sa, size=_sizes(), v6=v6)(iut_send),
         "peer_send": rule(sub_sa=sub_sa, size=_sizes(), v6=v6)(peer_send),
@@ -90,7 +93,8 @@ def _rules(profile: Profile) -> dict[str, object]:
         "forge_seq": in_flight(rule(index=index, delta=st.sampled_from(
             [1, w - 1, w, w + 1, 1 << 20, 1 << 31, 1 << 32]))(forge_seq)),
         "relabel": in_flight(rule(index=index, other=st.integers(1, max(1, n - 1)))(relabel)),
-        "hold_past_window": rule(sub_sa=sub_sa, extra=st.sampled_from([-1, 0, 1]))(
+        "hold_past_window": rule(sub_sa=sub_sa, extra=st.sampled_from(
+            [-1, 0, 1, WINDOW_SLACK]))(
             hold_past_window),
         "jump_iut": rule(sub_sa=sub_sa, value=st.sampled_from(jumps))(jump_iut),
         "jump_peer": rule(sub_sa=sub_sa, delta=st.sampled_from(
@@ -115,7 +119,7 @@ def machine_for(ctx, family: str = "all",
     example is a fresh session of the case; the failure that ended an example, if any, is
     appended to ``failures``."""
     profile = ctx.profile
-    rules = _rules(profile)
+    rules = _rules(profile, ctx.caps)
     chosen = {name: rules[name] for name in FAMILY_RULES[family]}
     if profile.seq is SeqWire.NONE:       # nothing to forge without a sequence number
         chosen.pop("forge_seq", None)

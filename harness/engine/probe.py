@@ -5,8 +5,8 @@ it really does where the model leaves room or where a capability is only claimed
 reports the answer as a number or a list, never as a verdict:
 
 * ``aeads(factory, base)`` -- for every AEAD the model knows, a session on ``base`` with
-  that AEAD: the IUT protects and unprotects a few packets (IPv4 and IPv6 inner packets of
-  several sizes), every answer judged as in a suite. The answer per AEAD is
+  that AEAD: the IUT protects and unprotects a few packets (IPv4 and IPv6 inner packets,
+  those it carries, of several sizes), every answer judged as in a suite. The answer per AEAD is
   ``interoperates``, ``unsupported`` (the IUT's capabilities say so) or the first finding.
 * ``window_edge(factory, base, configured)`` -- for each window size W, a session whose
   profile asks for W; the model's peer sends SN T (the top), then T-1, T-2, ... in that
@@ -85,14 +85,15 @@ def aeads(factory: IutFactory, base: Profile, seed: int = 0) -> list[AeadAnswer]
         except IutLost as e:
             out.append(AeadAnswer(name, "finding", str(e.failure.findings[0])))
             continue
+        sizes = [(size, v6) for size, v6 in SIZES if v6 in caps.inner_v6(p)]
         try:
-            for size, v6 in SIZES:
+            for size, v6 in sizes:
                 s.iut_send(0, size, v6)
                 s.peer_send(0, size, v6)
                 s.deliver(0)
             s.close()
             out.append(AeadAnswer(name, "interoperates",
-                                  f"{len(SIZES)} packets each way judged by the model"))
+                                  f"{len(sizes)} packets each way judged by the model"))
         except ConformanceFailure as e:
             s.close()
             out.append(AeadAnswer(name, "finding", str(e.findings[0])))

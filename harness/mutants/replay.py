@@ -78,8 +78,9 @@ class WideReceiver(WindowedReceiver):
 
 @register(family="replay",
           bug="the too-old test is seq + W < T instead of <=: the window accepts W+1 "
-              "values (T-W is still taken)",
-          requirements=("REPLAY-TOO-OLD-DROP",),
+              "values (T-W is still taken; a receiver may choose that window, so it is "
+              "espspec-strict: NON-STRICT, FAIL only under --strict)",
+          requirements=("REPLAY-WINDOW-EXACT",),
           profiles=NOT_ESN)
 class WindowTooWide(MutantIut):
     name = "mutant:window-too-wide"

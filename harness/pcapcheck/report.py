@@ -23,7 +23,8 @@ from ..tables import render
 
 FAIL, NON_STRICT, INFO, ERROR = "FAIL", "NON-STRICT", "INFO", "ERROR"
 FAILING = frozenset({FAIL, ERROR})
-_LEVEL_VERDICT = {Level.MUST: FAIL, Level.SHOULD: NON_STRICT, Level.MAY: INFO}
+_LEVEL_VERDICT = {Level.MUST: FAIL, Level.SHOULD: NON_STRICT, Level.MAY: INFO,
+                  Level.STRICT: NON_STRICT}
 
 
 def verdict_of(requirement: str) -> str:
