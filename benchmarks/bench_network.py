@@ -9,10 +9,13 @@ physical floor:
 * ``ReferenceIut`` through a ``Session``, in-process and behind ``Isolated``;
 * the reference daemon (``reference_daemon``) over the network, its factory called in this
   process and behind ``Isolated`` (as ``espspec run`` does);
-* strongSwan (``strongswan``) over the network, when charon is installed and we are root.
+* strongSwan (``strongswan``) over the network, when charon is installed and we are root;
+* DPDK's ipsec-secgw (``dpdk``) over the network, when it builds and we are root (its
+  unprotect includes the fence packet behind every injected one).
 
 Then the time to set up a session (``Session.open``: a new SA file and SIGHUP for the
-daemon, a new CHILD_SA for strongSwan), the first one (a cold start) and the median of
+daemon, a new CHILD_SA for strongSwan, a restart with a new file for ipsec-secgw), the
+first one (a cold start) and the median of
 the next ones, and where the network cost of the in-process daemon goes: the relay hop
 and the injection are measured on its own rig with plain UDP sockets, without the daemon,
 beside the relay's parsing of one frame and a bare thread and process hand-off (a one-byte
@@ -335,6 +338,20 @@ def main() -> None:
                 rows.append(("esp     strongSwan (libipsec), network, in-process",
                              _medians(rounds)))
                 setups.append(("esp     strongSwan, in-process (a new CHILD_SA)", setup))
+        from harness.dpdk import BinaryMissing, build_binary
+        try:
+            no_dpdk = no_net or (build_binary() and None)
+        except BinaryMissing as e:
+            no_dpdk = str(e)
+        if no_dpdk:
+            skipped.append(f"DPDK: {no_dpdk}")
+        else:
+            from harness.adapters.dpdk import dpdk
+            rounds, setup = session_row(dpdk, "esp", "dpdk", n, INSTALLS)
+            rows.append(("esp     DPDK ipsec-secgw, network, in-process", _medians(rounds)))
+            setups.append(("esp     DPDK ipsec-secgw, in-process (restart, new SA file)",
+                           setup))
+            close_rigs()
     finally:
         for iso in isolated:
             iso.shutdown()

@@ -22,7 +22,8 @@ The architecture, as the packages show it:
 * ``strongswan/`` -- two strongSwan charons on a topology: config, log parsing (keys,
   drops), CHILD_SAs on demand.
 * ``dpdk/`` -- DPDK's ipsec-secgw on a topology: its config file, the process, the wiring
-  of its ports (built by ``scripts/build-ipsec-secgw``; the adapter is in progress).
+  of its ports, the fence packets that tell its silent drops (built by
+  ``scripts/build-ipsec-secgw``; the adapter is ``adapters/dpdk``).
 * ``cli/`` -- the ``espspec`` command; ``pytest_plugin`` -- the suites under pytest;
   ``fuzz`` -- atheris targets; ``tables`` -- text tables; ``atomic_file`` -- replacing a
   file so that readers never see half of it.

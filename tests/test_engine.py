@@ -197,7 +197,18 @@ def test_cli_run_scapy_fails_and_replays(tmp_path, capsys):
                      "--iut", "reference"]) == 0
 
 
+def test_cli_run_only_the_cases_asked(tmp_path):
+    rc = cli.main(["run", "--iut", "scapy", "--profile", "esp", "--case",
+                   "replay/seq-zero,wire/dummy-discard", "--report", str(tmp_path), "-q"])
+    assert rc == 1                                     # scapy delivers SN 0 and dummies
+    doc = json.loads((tmp_path / "results.json").read_text())
+    assert sorted(c["case"] for c in doc["cases"]) == ["replay/seq-zero", "wire/dummy-discard"]
+    assert {c["verdict"] for c in doc["cases"]} == {"FAIL"}
+
+
 @pytest.mark.parametrize("argv,needle", [
+    (["run", "--iut", "reference", "--case", "replay/nope"], "unknown case replay/nope"),
+    (["run", "--iut", "reference", "--case", ""], "empty name"),
     (["run", "--iut", "nope"], "unknown IUT"),
     (["run", "--iut", "reference", "--profile", "nope"], "unknown profile"),
     (["run", "--iut", "reference", "--suite", "bogus"], "unknown suite"),

@@ -234,7 +234,7 @@ def test_an_evidence_verb_that_raises_never_hides_the_failure():
 
 
 def test_run_case_keeps_the_original_verdict_when_evidence_raises():
-    base = load_iut("mutant:window-too-wide")
+    base = load_iut("mutant:duplicate-top-accepted")
 
     def factory():
         iut = base()
@@ -243,7 +243,7 @@ def test_run_case_keeps_the_original_verdict_when_evidence_raises():
     caps = base().capabilities()
     r = run_case(CASES["replay/window-edges"], factory, named("esp"), caps, seed=0,
                  strict=False, depth=DEPTHS["ci"])
-    assert r.verdict is Verdict.FAIL and r.findings[0].requirement == "REPLAY-TOO-OLD-DROP"
+    assert r.verdict is Verdict.FAIL and r.findings[0].requirement == "REPLAY-DUPLICATE-DROP"
     assert b"OSError: no relay" in r.evidence["README.txt"]
 
 
@@ -261,11 +261,11 @@ def test_evidence_crosses_the_worker_process():
 
 
 def test_in_process_iuts_without_the_verb_change_nothing():
-    r = run_case(CASES["replay/window-edges"], load_iut("mutant:window-too-wide"),
+    r = run_case(CASES["replay/window-edges"], load_iut("mutant:duplicate-top-accepted"),
                  named("esp"), load_iut("reference")().capabilities(), seed=0,
                  strict=False, depth=DEPTHS["ci"])
     assert r.verdict is Verdict.FAIL and r.evidence is None
-    assert "evidence" not in result_dict(r, "mutant:window-too-wide", 0)
+    assert "evidence" not in result_dict(r, "mutant:duplicate-top-accepted", 0)
 
 
 # --- the results document -----------------------------------------------------------------

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from dataclasses import replace
 
 import pytest
 
@@ -24,6 +25,26 @@ def test_window_edge_is_measured(iut, shift):
     answers = probe.window_edge(load_iut(iut), named("esp"), [32, 64, 200])
     assert [a.enforced for a in answers] == [32 + shift, 64 + shift, 200 + shift]
     assert all(a.first_drop for a in answers)
+
+
+def test_esn_inference_probe_knows_both_appendix_a_cases():
+    ref = probe.esn_inference(load_iut("reference"), named("esp"))
+    assert [a.case for a in ref] == ["A", "A", "B", "B", "B", "B"]
+    assert all(a.agrees for a in ref), ref
+    assert [a.expected for a in ref].count("drop") == 1
+    assert ref[1].seq == (1 << 32) + 5 and ref[2].top == (1 << 32) + 5
+    # a receiver that gets case B wrong disagrees there, and only there
+    wrong = probe.esn_inference(load_iut("mutant:esn-case-b-wrong"), named("esp-esn"))
+    assert {a.case for a in wrong if not a.agrees} == {"B"}, wrong
+    # scapy never advances its ESN high half: the packet past 2^32 is dropped
+    scapy = probe.esn_inference(load_iut("scapy"), named("esp"))
+    assert not scapy[1].agrees and scapy[1].answer == "dropped"
+    # an IUT without ESN: one answer that says why, nothing installed
+    class NoEsn(type(load_iut("reference")())):
+        def capabilities(self):
+            return replace(super().capabilities(), seq=frozenset({"32"}))
+    (only,) = probe.esn_inference(NoEsn, named("esp"))
+    assert not only.case and "sequence numbers esn" in only.detail
 
 
 def test_aead_probe_on_the_model():

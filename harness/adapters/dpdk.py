@@ -1,10 +1,4 @@
-"""DPDK's ipsec-secgw (librte_ipsec) as an IUT over the network.
-
-Work in progress (issue 9), so not yet an entry point: ``--iut harness.adapters.dpdk:dpdk``
-runs it. Open: IPv6 inner packets (secgw 22.11 refuses an ipv6 policy on an ipv4-tunnel
-SA, so the suites' IPv6 packets are not protected and show as refusals), the per-session
-restart and the 0.2 s drop wait (the whole run takes 9 minutes), and the findings below
-still to be written up.
+"""DPDK's ipsec-secgw (librte_ipsec) as an IUT over the network: ``--iut dpdk``.
 
 Theory of operation: a ``SecgwRig`` is a ``TunRig`` (``tun_daemon``) for raw ESP (IP
 protocol 50) whose daemon is one ``harness.dpdk.Secgw`` at end a: its ESP port is wired
@@ -17,13 +11,17 @@ use by ``scripts/build-ipsec-secgw`` from Debian's dpdk-doc example source, outs
 checkout. It busy-polls one core (core 1 of this machine's two), and is stopped by its PID
 on every path with the topology.
 
-ipsec-secgw reports no drop: its per-SA error counter stays 0 for replay and ICV drops, so
-a packet that does not come out of the plaintext port within ``DROP_WAIT`` is a drop
-whose reason cannot be told. Capabilities: classic ESP, tunnel mode, 32-bit SNs and ESN,
-AES-GCM with a 16-byte ICV (128, 192, 256) and ChaCha20-Poly1305 (``harness.dpdk.config``
-AEADS); one sub-SA; windows up to 4096 (``-w``; its parser refuses more), configured
-from the profile: what it really enforces is for the suites and ``espspec probe --iut
-dpdk`` to find.
+ipsec-secgw reports no drop: its per-SA error counter stays 0 for replay and ICV drops.
+So every packet espspec injects is followed by a fence packet on an SA of the rig's own
+(``harness.dpdk.fence``): secgw handles its one queue in order, so when the fence comes
+out of the plaintext port and the packet did not, the packet was dropped (its reason
+cannot be told); ``DROP_WAIT`` bounds the wait when neither comes out.
+
+Capabilities: classic ESP, tunnel mode, 32-bit SNs and ESN, AES-GCM with a 16-byte ICV (128, 192, 256) and ChaCha20-Poly1305 (``harness.dpdk.config``
+AEADS); one sub-SA; IPv4 inner packets only (secgw derives an SA's inner protocol from
+its policies and refuses an SPI named by both an ipv4 and an ipv6 one); windows up to
+2^21 (``-w``; librte_ipsec refuses more), configured from the profile: what it really
+enforces is for the suites and ``espspec probe --iut dpdk`` to find.
 """
 
 from __future__ import annotations

@@ -62,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--profile", help="comma-separated named profiles (default: every "
                      "profile the IUT supports)")
     run.add_argument("--suite", help="comma-separated families: nonce,replay,limits,wire")
+    run.add_argument("--case", help="comma-separated case IDs (family/name, e.g. "
+                     "replay/seq-zero): only these")
     run.add_argument("--strict", action="store_true", help="NON-STRICT counts as failure")
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--depth", choices=["ci", "certify"], default="ci",

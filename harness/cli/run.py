@@ -100,6 +100,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     if unknown:
         raise UsageError(f"unknown suite {', '.join(unknown)}; choose from {', '.join(FAMILIES)}")
     names = _list(args.profile, "profile")
+    from suites import CASES
+    only = _list(args.case, "case")
+    bad = [c for c in only or () if c not in CASES]
+    if bad:
+        raise UsageError(f"unknown case {', '.join(bad)}: case IDs are family/name as the "
+                         f"summary and results.json print them, e.g. replay/seq-zero")
     if args.timeout is not None and not args.timeout > 0:
         raise UsageError(f"--timeout {args.timeout:g}: must be a positive number of seconds")
     _check_profile_names(names)
@@ -122,7 +128,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                 print(f"FAIL the IUT could not be built: {f.findings[0]}")
                 return EXIT["failed"]
             profiles = select_profiles(found.caps, names)
-            work = [(c, p) for p in profiles for c in plan(families)]
+            work = [(c, p) for p in profiles for c in plan(families)
+                    if only is None or c.id in only]
             out.announce(found, len(work))
             out.clear_evidence()
             out.write(results, profiles, complete=False, reason="running")

@@ -25,14 +25,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from spec_model import Profile, Sender
+from spec_model import Profile, Sender, SeqWire
 from spec_model.aead import AEADS
 from spec_model.receiver import Delivered
 
 from ..contract import IutFactory
 from .session import PEER_FILL, ConformanceFailure, IutLost, Session, make_payload
 
-__all__ = ["AeadAnswer", "WindowAnswer", "aeads", "window_edge"]
+__all__ = ["AeadAnswer", "EsnAnswer", "WindowAnswer", "aeads", "esn_inference",
+           "window_edge"]
 
 SIZES = ((0, False), (64, False), (64, True), (1000, False))
 
@@ -51,6 +52,85 @@ class WindowAnswer:
     probed: int             # how far behind the top the probe went
     first_drop: str = ""    # the IUT's answer to the first packet it dropped
     detail: str = ""        # why the probe could not run
+
+
+@dataclass(frozen=True)
+class EsnAnswer:
+    case: str               # "A" or "B" (RFC 4303 Appendix A2.2), "" when not run
+    seq: int                # the packet's full 64-bit SN (only its low word travels)
+    top: int                # T, the highest SN delivered before it
+    expected: str           # what Appendix A's receiver does: "deliver" or "drop"
+    answer: str             # what the IUT did: "delivered", "dropped" or "" (not run)
+    detail: str = ""
+
+    @property
+    def agrees(self) -> bool:
+        return (self.expected == "deliver") == (self.answer == "delivered")
+
+
+#: (case, the packet's SN from T and W, what Appendix A's receiver does, why). T starts at
+#: 2^32 - 2 (after 2^31: from a fresh window Appendix A reaches it in two steps), so case A (Tl >= W - 1) holds until SN 2^32 + 5 is delivered, then case B
+#: (Tl < W - 1). Every SN is fresh: duplicates are another probe's business.
+ESN_STEPS = (
+    ("A", lambda t, w: t - 8, "deliver", "Seql >= Bl: Seqh = Th, inside the window"),
+    ("A", lambda t, w: (1 << 32) + 5, "deliver",
+     "Seql < Bl: Seqh = Th + 1, the next subspace (T moves past 2^32)"),
+    ("B", lambda t, w: (1 << 32) - 20, "deliver",
+     "Seql >= Bl: Seqh = Th - 1, the previous subspace, inside the window"),
+    ("B", lambda t, w: (1 << 32) + 3, "deliver", "Seql < Bl: Seqh = Th, inside the window"),
+    ("B", lambda t, w: (1 << 32) + 9, "deliver", "Seql < Bl: Seqh = Th, new (T moves)"),
+    ("B", lambda t, w: t - w - 3, "drop",
+     "W + 3 behind T, in the previous subspace: Seql < Bl reads it as Th, the ICV fails"),
+)
+
+
+def esn_inference(factory: IutFactory, base: Profile, seed: int = 0) -> list[EsnAnswer]:
+    """How the IUT infers the ESN high half across a 2^32 wrap, in both Appendix A cases
+    (``ESN_STEPS``, on ``base`` with ESN): each packet's answer next to what Appendix A's
+    receiver does; recorded, not judged."""
+    p = base if base.seq is SeqWire.ESN else _variant(base, seq=SeqWire.ESN)
+    caps, why_not = _capabilities(factory, p)
+    if caps is None or caps.unsupported(p):
+        return [EsnAnswer("", 0, 0, "", "", why_not or caps.unsupported(p))]
+    try:
+        s = Session.open(factory, p, seed=seed, label="probe/esn")
+    except (ConformanceFailure, IutLost) as e:
+        failure = e.failure if isinstance(e, IutLost) else e
+        return [EsnAnswer("", 0, 0, "", "", str(failure.findings[0]))]
+    inbound, w = s.inbound, p.window
+    start = (1 << 32) - 2
+
+    def packet(seq: int) -> bytes:
+        peer = Sender(p, inbound.keymat, inbound.spi)
+        peer.set_counter(0, seq - 1)
+        payload, nh = make_payload(p, 16, fill=PEER_FILL)
+        return peer.seal(0, payload, nh).wire
+
+    out = []
+    try:
+        top = 0
+        for seq in (1 << 31, start):    # T to 2^32 - 2 in two steps a receiver can follow
+            got = s._call("unprotect", s.iut.unprotect, packet(seq))
+            if not isinstance(got, Delivered):
+                s.close()
+                return [EsnAnswer("A", seq, top, "deliver", "dropped",
+                                  f"on the way to T = {start:#x}, SN {seq:#x} was "
+                                  f"dropped: {got.detail or got.reason}")]
+            top = seq
+        for case, sn, expected, why in ESN_STEPS:
+            seq = sn(top, w)
+            got = s._call("unprotect", s.iut.unprotect, packet(seq))
+            answer = "delivered" if isinstance(got, Delivered) else "dropped"
+            out.append(EsnAnswer(case, seq, top, expected, answer,
+                                 why + ("" if answer == "delivered" else
+                                        f"; the IUT: {got.detail or got.reason}")))
+            if answer == "delivered" and seq > top:
+                top = seq
+        s.close()
+    except (ConformanceFailure, IutLost) as e:
+        failure = e.failure if isinstance(e, IutLost) else e
+        out.append(EsnAnswer("", 0, 0, "", "", str(failure.findings[0])))
+    return out
 
 
 def _variant(base: Profile, **axes) -> Profile:
