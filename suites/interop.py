@@ -500,6 +500,37 @@ def _drive(leg: _Leg, relay: Relay, packets: list[bytes], cfg: InteropConfig) ->
     return sent
 
 
+def _exchange(legs: list[tuple[_Leg, bool]], relay: Relay, profile: Profile,
+              cfg: InteropConfig, names: dict[str, str], v6: bool) -> list[DirectionResult]:
+    """Drive every leg (``(leg, from_peer)``) in turn, then judge each from the relay's
+    frames: one DirectionResult per leg."""
+    for leg, from_peer in legs:
+        _drive(leg, relay, plaintexts(profile, cfg.packets, cfg.sizes, from_peer, v6=v6),
+               cfg)
+    results = []
+    for leg, _ in legs:
+        sender, receiver = names[leg.side], names["b" if leg.side == "a" else "a"]
+        wire = [p.esp for p in list(relay.seen) if p.side == leg.side]
+        results.append(judge(leg.label, sender, receiver, profile, leg.spi, leg.keymat,
+                             leg.written, wire, leg.delivered, leg.drops(), leg.unsent,
+                             cfg.send_timeout))
+    return results
+
+
+def _tear_down(ports: list, end, topo: Topology, daemon: "_Daemon | None") -> None:
+    """Close the ports, the implementation at end a (``end.close()``), the topology (relay,
+    daemon, every process, the namespaces, the work folder) and the daemon's watcher."""
+    for port in ports:
+        port.close()
+    try:
+        if end is not None:
+            end.close()
+    finally:
+        topo.close()
+        if daemon is not None:
+            daemon.lines.close()
+
+
 def _check_environment() -> None:
     from harness.strongswan.rig import CHARON
     if not os.access(CHARON, os.X_OK):
@@ -572,15 +603,7 @@ def _run_strongswan(cfg: InteropConfig) -> InteropResult:
                   lambda: [(d.seq, d.line.strip())
                            for d in pair.drops_since(mark_charon)]), True),
         ]
-        results = []
-        for leg, from_peer in legs:
-            _drive(leg, relay, plaintexts(profile, cfg.packets, cfg.sizes, from_peer), cfg)
-        for leg, _ in legs:
-            sender, receiver = NAMES[leg.side], NAMES["b" if leg.side == "a" else "a"]
-            wire = [p.esp for p in list(relay.seen) if p.side == leg.side]
-            results.append(judge(leg.label, sender, receiver, profile, leg.spi, leg.keymat,
-                                 leg.written, wire, leg.delivered, leg.drops(), leg.unsent,
-                                 cfg.send_timeout))
+        results = _exchange(legs, relay, profile, cfg, NAMES, v6=True)
         result = InteropResult(
             profile=profile, directions=tuple(results),
             versions={"strongswan": f"strongSwan {pair.version} (charon, kernel-libipsec)",
@@ -590,15 +613,7 @@ def _run_strongswan(cfg: InteropConfig) -> InteropResult:
             frames=tuple((p.side, p.frame) for p in list(relay.seen)), pids=pids,
             prefix=topo.prefix, workdir=topo.folder(), seconds=0.0, packets=cfg.packets)
     finally:
-        for port in ports:
-            port.close()
-        try:
-            if pair is not None:
-                pair.close()
-        finally:
-            topo.close()                     # relay, daemon, charons, namespaces, folder
-            if daemon is not None:
-                daemon.lines.close()
+        _tear_down(ports, pair, topo, daemon)
     return replace(result, seconds=time.monotonic() - t0)
 
 
@@ -684,17 +699,8 @@ def _run_dpdk(cfg: InteropConfig) -> InteropResult:
                   lambda: daemon.drops(mark_daemon)), False),
             (_Leg(B_TO_A, "b", b_port, a_port, in_spi, in_keymat, lambda: []), True),
         ]
-        for leg, from_peer in legs:
-            _drive(leg, relay, plaintexts(profile, cfg.packets, cfg.sizes, from_peer,
-                                          v6=False), cfg)
         names = {"a": "dpdk", "b": "reference-daemon"}
-        results = []
-        for leg, _ in legs:
-            sender, receiver = names[leg.side], names["b" if leg.side == "a" else "a"]
-            wire = [p.esp for p in list(relay.seen) if p.side == leg.side]
-            results.append(judge(leg.label, sender, receiver, profile, leg.spi, leg.keymat,
-                                 leg.written, wire, leg.delivered, leg.drops(), leg.unsent,
-                                 cfg.send_timeout))
+        results = _exchange(legs, relay, profile, cfg, names, v6=False)
         result = InteropResult(
             profile=profile, directions=tuple(results),
             versions={"dpdk": f"DPDK {gw.version} (ipsec-secgw, librte_ipsec)",
@@ -705,15 +711,7 @@ def _run_dpdk(cfg: InteropConfig) -> InteropResult:
             prefix=topo.prefix, workdir=topo.folder(), seconds=0.0, packets=cfg.packets,
             names=tuple(names.items()))
     finally:
-        for port in ports:
-            port.close()
-        try:
-            if gw is not None:
-                gw.close()
-        finally:
-            topo.close()                     # relay, daemon, secgw, namespaces, folder
-            if daemon is not None:
-                daemon.lines.close()
+        _tear_down(ports, gw, topo, daemon)
     return replace(result, seconds=time.monotonic() - t0)
 
 

@@ -12,6 +12,8 @@ from harness.engine.runner import DEPTHS, run_case
 from spec_model import named
 from suites import CASES
 
+from .needs import secgw_missing
+
 REPORTS = Path(__file__).resolve().parent.parent / "reports"
 
 
@@ -56,26 +58,10 @@ def test_strongswan_baseline_verdicts_unchanged():
         "\n".join(changed)
 
 
-def _secgw_missing() -> str:
-    """Why the DPDK baseline cannot run here ('' when it can): root, and the binary
-    scripts/build-ipsec-secgw builds; only a missing Debian package is a skip."""
-    import os
-    if os.geteuid() != 0:
-        return "needs root (network namespaces)"
-    from harness.dpdk import BinaryMissing, build_binary
-    try:
-        build_binary()
-    except BinaryMissing as e:
-        if "(Debian: apt-get install" in str(e):
-            return str(e)
-        raise
-    return ""
-
-
 def test_dpdk_baseline_verdicts_unchanged():
     """DPDK's ipsec-secgw over the network, in this process (its rig is closed at the end):
     every case of reports/dpdk-22.11 run again for real."""
-    why = _secgw_missing()
+    why = secgw_missing()
     if why:
         pytest.skip(why)
     from harness.adapters.tun_daemon import close_rigs

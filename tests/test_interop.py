@@ -36,6 +36,8 @@ from suites.interop import (A_TO_B, B_TO_A, BadPacketCount, BadPacketSize, BadWi
                             DaemonFailed, InteropConfig, UnknownAead, judge, plaintexts,
                             profile_for)
 
+from .needs import secgw_missing
+
 _MISSING = [why for missing, why in (
     (not os.access(CHARON, os.X_OK), f"strongSwan's charon ({CHARON}) is not installed "
      f"(Debian: strongswan-charon libcharon-extra-plugins)"),
@@ -198,22 +200,9 @@ def test_a_daemon_that_fails_to_start_leaves_nothing():
 
 
 # --- DPDK's ipsec-secgw against the reference daemon: raw ESP ------------------------------
-def _dpdk_missing() -> str:
-    if os.geteuid() != 0:
-        return "network namespaces need root"
-    from harness.dpdk import BinaryMissing, build_binary
-    try:
-        build_binary()
-    except BinaryMissing as e:
-        if "(Debian: apt-get install" in str(e):
-            return str(e)
-        raise
-    return ""
-
-
 @pytest.fixture(scope="module")
 def dpdk_result():
-    why = _dpdk_missing()
+    why = secgw_missing()
     if why:
         pytest.skip(why)
     return interop.run(InteropConfig(packets=N), ("dpdk", "reference-daemon"))
@@ -246,7 +235,7 @@ def test_dpdk_both_directions_pass_in_raw_esp(dpdk_result):
 def test_dpdk_a_wrong_key_at_the_daemon_is_found():
     """The daemon opens a->b under a wrong key: the model opens what ipsec-secgw sent,
     the daemon delivers none (RECV-ACCEPT-VALID with its DROP line); b->a passes."""
-    why = _dpdk_missing()
+    why = secgw_missing()
     if why:
         pytest.skip(why)
     r = interop.run(InteropConfig(packets=10, daemon_sa=_flip_inbound),
