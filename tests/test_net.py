@@ -442,3 +442,17 @@ def test_a_dpdk_runtime_folder_of_a_dead_run_is_a_leftover(tmp_path, monkeypatch
     assert [(f.name, f.kind) for f in found] == [(name, "dpdk-runtime")]
     assert leftovers.remove(found[0]) == [f"removed folder {tmp_path / name}"]
     assert not (tmp_path / name).exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root")
+def test_root_tools_are_found_without_sbin_in_path(monkeypatch):
+    """A root shell without /usr/sbin in PATH (su without -): the program `ip netns exec`
+    runs in a namespace is found there too (it was not: ethtool failed every install)."""
+    from harness.net.procs import run
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    topo = Topology.create()
+    try:
+        out = run(["ip", "netns", "exec", topo.ns["a"], "ethtool", "--version"])
+        assert out.returncode == 0 and "ethtool" in out.stdout
+    finally:
+        topo.close()

@@ -35,8 +35,12 @@ def tool(name: str) -> str:
 
 def run(argv: list[str], *, timeout: float = 10.0, input: str | None = None,
         check: bool = True) -> subprocess.CompletedProcess:
-    """Run ``argv`` to completion (a child of this process) and return what it printed."""
+    """Run ``argv`` to completion (a child of this process) and return what it printed.
+    The program is found in /usr/sbin and /sbin too, whatever PATH says (root's tools
+    live there), and so is the one ``ip netns exec NS PROGRAM ...`` runs in a namespace."""
     argv = [tool(argv[0]), *argv[1:]]
+    if len(argv) > 4 and argv[1:3] == ["netns", "exec"] and "/" not in argv[4]:
+        argv[4] = tool(argv[4])
     p = subprocess.Popen(argv, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
