@@ -33,6 +33,7 @@ from dataclasses import replace
 
 from spec_model import Profile, Sender, SeqWire, named
 
+from ..net.frames import ip_packet
 from .config import SALT_LEN, SecgwSa, secgw_aead
 
 __all__ = ["FENCE_INNER", "FENCE_SPI", "Fence"]
@@ -41,13 +42,6 @@ FENCE_SPI = 0xE5F0FE0C            # moved by one when a session's SA has it
 FENCE_INNER = "203.0.113.254"     # the fence's inner source (documentation addresses)
 MAGIC = b"espspec-fence"
 PROTOCOL = 253                    # RFC 3692 experimental, as the suites' inner packets
-
-
-def _checksum(header: bytes) -> int:
-    total = sum(struct.unpack(f"!{len(header) // 2}H", header))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
 
 
 class Fence:
@@ -70,15 +64,12 @@ class Fence:
         self.sa = SecgwSa(spi, profile.aead, keymat)
         self._sender = Sender(self.profile, keymat, spi)
         self._src = ipaddress.IPv4Address(FENCE_INNER).packed
-        self._dst = ipaddress.IPv4Address(inner_local).packed
+        self._inner_local = inner_local
         self.sent = 0                  # fence packets sealed so far (the last one's n)
 
     def inner(self, n: int) -> bytes:
         """Fence packet n's inner IPv4 packet (valid header checksum)."""
-        body = MAGIC + struct.pack("!Q", n)
-        head = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(body), 0, 0, 64, PROTOCOL, 0,
-                           self._src, self._dst)
-        return head[:10] + struct.pack("!H", _checksum(head)) + head[12:] + body
+        return ip_packet(FENCE_INNER, self._inner_local, PROTOCOL, MAGIC + struct.pack("!Q", n))
 
     def next_wire(self) -> bytes:
         """The next fence packet's ESP (SPI to ICV)."""
