@@ -24,8 +24,11 @@ The architecture, as the packages show it:
 * ``dpdk/`` -- DPDK's ipsec-secgw on a topology: its config file, the process, the wiring
   of its ports, the fence packets that tell its silent drops (built by
   ``scripts/build-ipsec-secgw``; the adapter is ``adapters/dpdk``).
+* ``fuzz/`` -- coverage-guided fuzzing on atheris: the target scripts (``fuzz/targets/``),
+  the structure-aware re-sealing mutator, the oracle that holds an IUT against the model,
+  the differential against scapy, the seeds and the figures.
 * ``cli/`` -- the ``espspec`` command; ``pytest_plugin`` -- the suites under pytest;
-  ``fuzz`` -- atheris targets; ``tables`` -- text tables; ``atomic_file`` -- replacing a
+  ``tables`` -- text tables; ``atomic_file`` -- replacing a
   file so that readers never see half of it.
 
 Nothing here is imported by ``spec_model``.

@@ -67,6 +67,10 @@ class Keying:
             salt = (int.from_bytes(salt, "big") ^ sub_sa).to_bytes(SALT_LEN, "big")
         return key, salt
 
+    def key_and_salt(self, sub_sa: int) -> tuple[bytes, bytes]:
+        """The raw key and salt of a sub-SA, for handing to another implementation."""
+        return self._key_and_salt(sub_sa)
+
     def get(self, sub_sa: int) -> tuple[AeadCipher, bytes, str]:
         """(cipher, salt, key_id) of a sub-SA."""
         hit = self._cache.get(sub_sa)

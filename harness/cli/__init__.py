@@ -92,6 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_probe(sub, _isolation_options)
     from .interop import add_subcommand as add_interop
     add_interop(sub)
+    from .fuzz import add_subcommand as add_fuzz
+    add_fuzz(sub)
     return ap
 
 

@@ -18,11 +18,14 @@ from spec_model.subsa import seq_for, seq_on_wire, session_id_for, spi_for
 
 def seal_custom(sender: Sender, sub_sa: int, body: bytes | Callable[[int], bytes], *,
                 next_header: int = 0, counter: int | None = None, crypt_offset: int = 0,
-                advance: bool = True) -> bytes:
+                advance: bool = True,
+                rewrite_header: Callable[[bytes], bytes] | None = None) -> bytes:
     """A packet on ``sub_sa`` with the caller's body (trailer, PIH, padding included) under
     the sender's keys, with the right header, nonce, AAD and ICV. ``body`` may be a
     function of the header length (for alignment). ``counter`` defaults to the sender's
-    next one (any value, 0 included); with ``advance`` the sender's counter moves past it."""
+    next one (any value, 0 included); with ``advance`` the sender's counter moves past it.
+    ``rewrite_header`` turns the header the profile prescribes into other bytes, which are
+    sent and authenticated instead (the nonce stays the one the counter gives)."""
     p = sender.profile
     if counter is None:
         counter = sender.counters[sub_sa] + 1
@@ -32,6 +35,8 @@ def seal_custom(sender: Sender, sub_sa: int, body: bytes | Callable[[int], bytes
     spi = spi_for(p, sender.base_spi, sub_sa)
     header = sender.codec.header(spi, session_id_for(p, sub_sa), seq_on_wire(p, seq),
                                  explicit_iv(p, iv), crypt_offset, next_header)
+    if rewrite_header is not None:
+        header = rewrite_header(header)
     if callable(body):
         body = body(len(header))
     clear = 4 * crypt_offset

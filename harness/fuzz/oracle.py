@@ -1,0 +1,105 @@
+"""An implementation's answers against the model's, packet by packet: the fuzz oracle.
+
+Theory of operation: ``Pair`` is a fresh model receiver and a fresh IUT receiving the
+same fuzz SA (``sas``), so every input is judged from the same state and a crash input
+replays anywhere. Before the input, both get ``history`` -- sub-SA 0's counters 1, 2, 3
+and W + 10, sealed by the model -- so the replay window has a top, a hole and a left edge
+for the input to hit; then the input, then the input again (a replay). After each packet
+``compare`` holds the IUT's answer against the model's: delivered by one and dropped by
+the other, a different payload or next header, or (when the IUT names drop reasons) a
+different reason is a ``Disagreement``. Every finding is a ``Finding`` (an
+AssertionError, so libFuzzer stops and saves the input); its message is one line.
+"""
+
+from __future__ import annotations
+
+from spec_model import Delivered, Dropped, Profile, Receiver, Sender
+
+from ..contract import SaConfig
+from .sas import SPI, history_counters, keymat
+
+
+class Finding(AssertionError):
+    """An input that shows a bug: in the model, in an IUT, or in a third-party parser."""
+
+
+class Disagreement(Finding):
+    """An implementation answered a packet otherwise than the model."""
+
+
+class BadOutcome(Finding):
+    """A receiver answered something that is neither Delivered nor Dropped."""
+
+
+def compare(profile: Profile, model, iut, *, reasons: bool, where: str) -> None:
+    if not isinstance(model, (Delivered, Dropped)):
+        raise BadOutcome(f"{where}: the model answered {model!r}")
+    if not isinstance(iut, (Delivered, Dropped)):
+        raise BadOutcome(f"{where}: the IUT answered {iut!r}")
+    if isinstance(model, Delivered) != isinstance(iut, Delivered):
+        raise Disagreement(f"{profile.name} {where}: model {_say(model)}, IUT {_say(iut)}")
+    if isinstance(model, Delivered):
+        if (model.payload, model.next_header) != (iut.payload, iut.next_header):
+            raise Disagreement(f"{profile.name} {where}: both delivered, the model "
+                               f"{len(model.payload)} bytes nh {model.next_header}, the IUT "
+                               f"{len(iut.payload)} bytes nh {iut.next_header}")
+    elif reasons and iut.reason is not None and iut.reason != model.reason:
+        raise Disagreement(f"{profile.name} {where}: model {_say(model)}, IUT {_say(iut)}")
+
+
+def _say(outcome) -> str:
+    if isinstance(outcome, Delivered):
+        return f"delivered {len(outcome.payload)} bytes"
+    reason = outcome.reason.value if outcome.reason is not None else "dropped"
+    return f"{reason} ({outcome.requirement or 'no requirement'}: {outcome.detail})"
+
+
+_HISTORY: dict[str, tuple[bytes, ...]] = {}
+
+
+def history(profile: Profile) -> tuple[bytes, ...]:
+    """Sub-SA 0's counters 1, 2, 3 and W + 10 (none without replay protection)."""
+    hit = _HISTORY.get(profile.name)
+    if hit is None:
+        hit = ()
+        if profile.replay_protected:
+            tx = Sender(profile, keymat(profile), SPI)
+            nh = None if profile.mode.value == "tunnel" else 17
+            payload = bytes((0x45, 0, 0, 28)) + bytes(24)
+            out = []
+            for counter in history_counters(profile):
+                tx.set_counter(0, counter - 1)
+                out.append(tx.seal(0, payload, nh).wire)
+            hit = tuple(out)
+        _HISTORY[profile.name] = hit
+    return hit
+
+
+class Pair:
+    """The model and an IUT, each with the fuzz SA of ``profile`` installed afresh.
+    ``view(profile, model_outcome)`` is the model's answer as the IUT's transport can show
+    it, or None when it cannot show it at all (a TUN device carries no next header in
+    tunnel mode, and no packet that is not IP); without it, the answer as it is."""
+
+    def __init__(self, profile: Profile, iut, view=None) -> None:
+        self.profile = profile
+        self.view = view
+        k = keymat(profile)
+        self.model = Receiver(profile, k, SPI)
+        self.iut = iut
+        caps = iut.capabilities()
+        self.reasons = caps.reports_drop_reasons
+        iut.install(SaConfig(profile, SPI + 0x100, k), SaConfig(profile, SPI, k))
+
+    def feed(self, wire: bytes, where: str) -> None:
+        model, iut = self.model.open(wire), self.iut.unprotect(wire)
+        if self.view is not None:
+            model = self.view(self.profile, model)
+        if model is not None:
+            compare(self.profile, model, iut, reasons=self.reasons, where=where)
+
+    def judge(self, wire: bytes) -> None:
+        for i, past in enumerate(history(self.profile)):
+            self.feed(past, f"history packet {i + 1}")
+        self.feed(wire, "the input")
+        self.feed(wire, "the input again")

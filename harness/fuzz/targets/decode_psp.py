@@ -1,0 +1,15 @@
+#!/usr/bin/env python3
+"""decode-psp: the PSP header decoder of every PSP profile (the first byte picks one).
+
+A decoded packet must encode back to the same bytes; a refusal must be a DecodeError
+that names its requirement.
+"""
+from harness.fuzz.engine import instrumented, run
+
+with instrumented(__name__, "spec_model"):
+    from harness.fuzz.parsers import decoder_target
+    from spec_model import Framing
+    test_one_input = decoder_target(Framing.PSP)
+
+if __name__ == "__main__":
+    run(test_one_input, "decode-psp")
