@@ -8,7 +8,9 @@ replay are injected, and what comes out of the TUN device is held against the mo
 daemon must stay alive (``IutCrash`` and ``IutHang`` become ``IutDied``, a finding) and
 deliver exactly what the model delivers. Inputs are the structure-aware target's (the
 first byte picks among all named profiles; those the IUT lacks are skipped), and so are
-the seeds (``corpora/resealed/``).
+the seeds (``corpora/resealed/``). An IUT that negotiates its keys (strongSwan) keeps one
+SA per profile for the whole run, with a model receiver beside it, and gets each input
+re-sealed under the negotiated keys (``Negotiated``).
 The rig is made at the first input and lives as long as the process; the target script
 runs supervised (``engine.run(supervise=True)``) because libFuzzer ends the process
 without running its ``atexit`` cleanup.
@@ -18,12 +20,14 @@ from __future__ import annotations
 
 from typing import Callable
 
-from spec_model import Delivered, Mode, Profile
+from spec_model import Delivered, Mode, Profile, Receiver, Sender
 
-from ..contract import IutCrash, IutHang
+from ..contract import IutCrash, IutHang, SaConfig
+from ..engine.craft import seal_custom
 from ..loader import load_iut
-from .oracle import Finding, Pair
-from .sas import split
+from .oracle import Finding, Pair, compare
+from .reseal import open_packet
+from .sas import SPI, keymat, split
 
 
 class IutDied(Finding):
@@ -50,9 +54,6 @@ def through_tun(profile: Profile, outcome):
 def network_target(iut_name: str) -> Callable[[bytes], None]:
     factory = load_iut(iut_name)
     caps = factory().capabilities()
-    if caps.negotiates_keys:
-        raise ValueError(f"{iut_name} negotiates its own keys: the fuzz SA cannot be "
-                         f"installed on it")
     live = []
 
     def test_one_input(data: bytes) -> None:
@@ -64,7 +65,48 @@ def network_target(iut_name: str) -> Callable[[bytes], None]:
         if not live:
             live.append(factory())
         try:
-            Pair(profile, live[0], through_tun).judge(packet)
+            if caps.negotiates_keys:
+                negotiated(live[0], profile).judge(packet)
+            else:
+                Pair(profile, live[0], through_tun).judge(packet)
         except (IutCrash, IutHang) as e:
             raise IutDied(f"{iut_name} on {profile.name}: {e}") from None
     return test_one_input
+
+
+class Negotiated:
+    """An IUT that negotiates its own keys (strongSwan): its SA is installed once per
+    profile and kept, and so is the model receiver beside it, so the two see the same
+    packets in the same order. An input is first opened under the fuzz SA's keys and
+    sealed again, field for field, under the negotiated SA's; one the fuzz keys do not
+    open goes as it is (the IUT cannot open it either). State carries over from input
+    to input here: a saved input replays the finding only after the inputs before it."""
+
+    def __init__(self, iut, profile: Profile) -> None:
+        self.iut, self.profile = iut, profile
+        k = keymat(profile)
+        _, inbound = iut.install(SaConfig(profile, SPI + 0x100, k), SaConfig(profile, SPI, k))
+        self.model = Receiver(profile, inbound.keymat, inbound.spi)
+        self.sender = Sender(profile, inbound.keymat, inbound.spi)
+        self.reasons = iut.capabilities().reports_drop_reasons
+
+    def judge(self, packet: bytes) -> None:
+        f = open_packet(self.profile, packet)
+        wire = packet if f is None else seal_custom(
+            self.sender, f.sub_sa, f.body, next_header=f.next_header, counter=f.counter,
+            crypt_offset=f.crypt_offset, advance=False)
+        for where in ("the input", "the input again"):
+            model = through_tun(self.profile, self.model.open(wire))
+            theirs = self.iut.unprotect(wire)
+            if model is not None:
+                compare(self.profile, model, theirs, reasons=self.reasons, where=where)
+
+
+_NEGOTIATED: dict[int, Negotiated] = {}
+
+
+def negotiated(iut, profile: Profile) -> Negotiated:
+    hit = _NEGOTIATED.get(id(iut))
+    if hit is None or hit.profile is not profile:
+        hit = _NEGOTIATED[id(iut)] = Negotiated(iut, profile)
+    return hit

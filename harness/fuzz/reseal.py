@@ -12,7 +12,8 @@ authenticated as they are -- and ``seal`` builds the packet again under the righ
 nonce and AAD (``harness.engine.craft.seal_custom``). ``mutate_for`` is atheris's custom
 mutator: an input the keys do not open is mutated as plain bytes, so the fuzzer still
 explores the decoders; ``shrink_for`` is the one ``-minimize_crash`` gets, which only
-cuts (body bytes, sealed again, or raw bytes). Nothing here decides what the receiver should answer.
+cuts (body bytes, sealed again, or raw bytes). Nothing here decides what the receiver
+should answer.
 """
 
 from __future__ import annotations

@@ -160,8 +160,8 @@ def print_stats(names: list[str], runs: int = 20000, give_up: float = 60.0) -> i
         rows.append([f"mutant:{mutant}", f"{took:.1f} s" if took else f"not in {give_up:g} s",
                      what])
         print(f"hunted {mutant}", file=sys.stderr)
-    print(f"\ntime for resealed to rediscover each receiver-side mutant (-seed=1, from the "
-          f"shipped seeds, wall clock with start-up):")
+    print("\ntime for resealed to rediscover each receiver-side mutant (-seed=1, from the "
+          "shipped seeds, wall clock with start-up):")
     print(render(["IUT", "found after", "finding"], rows))
     return 0
 

@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """network: mutated packets to a daemon behind a TUN device; it must stay up and agree.
 
-The IUT is ESPSPEC_FUZZ_IUT (default reference-daemon; any TUN-daemon adapter that takes
-the keys it is given: mutant-daemon:NAME, daemon:FILE). Each input is installed afresh,
-follows a short history and is sent twice; what the daemon delivers must be what the
-model delivers, and the daemon must not die or hang. Runs supervised: the namespaces and
+The IUT is ESPSPEC_FUZZ_IUT (default reference-daemon; any TUN-daemon adapter:
+mutant-daemon:NAME, daemon:FILE, strongswan). Each input is installed afresh, follows a
+short history and is sent twice (an IUT that negotiates its keys keeps its SA and gets
+the input re-sealed under them); what the daemon delivers must be what the model
+delivers, and the daemon must not die or hang. Runs supervised: the namespaces and
 processes it makes are removed by PID when it ends, however it ends.
 Needs: root (network namespaces, TUN)
 """
