@@ -118,8 +118,9 @@ KNOWN: dict[tuple[str, str, str], Known] = {
         "PSP.decrypt delivers a packet whose next header is 59 (a dummy); scapy leaves "
         "the discard to its caller"),
     ("scapy-psp", "raises", "struct.error in scapy/fields.py:getfield (PSP)"): Known(
-        "PSP() of a header with V = 1 cut before its virtualization cookie raises "
-        "struct.error instead of dissecting what is there"),
+        "PSP() of 1 to 7 bytes (inside the fixed fields before the IV), or of a V = 1 "
+        "header cut before its virtualization cookie, raises struct.error instead of "
+        "dissecting what is there"),
     ("scapy-psp", "raises", "ValueError in scapy/contrib/psp.py:decrypt (PSP)"): Known(
         "PSP.decrypt of a packet of 8 to 11 bytes (an IV field of 0 to 3 bytes) builds a "
         "nonce shorter than 8 bytes and cryptography raises ValueError (not "
