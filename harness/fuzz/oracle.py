@@ -9,12 +9,14 @@ for the input to hit; then the input, then the input again (a replay). After eac
 the other, a different payload or next header, or (when the IUT names drop reasons) a
 different reason -- too old and replayed count as one -- is a ``Disagreement``. Every
 finding is a ``Finding`` (an AssertionError, so libFuzzer stops and saves the input);
-its message is one line.
+its message is one line and names the level of the model's requirement (MUST, SHOULD,
+espspec-strict): the oracle holds an IUT to the model exactly, and a SHOULD-level
+disagreement is for the reader to weigh as the suites do (NON-STRICT), not a FAIL.
 """
 
 from __future__ import annotations
 
-from spec_model import Delivered, DropReason, Dropped, Profile, Receiver, Sender
+from spec_model import CATALOGUE, Delivered, DropReason, Dropped, Profile, Receiver, Sender
 
 from ..contract import SaConfig
 from .sas import SPI, history_counters, keymat
@@ -61,7 +63,9 @@ def _say(outcome) -> str:
     if isinstance(outcome, Delivered):
         return f"delivered {len(outcome.payload)} bytes"
     reason = outcome.reason.value if outcome.reason is not None else "dropped"
-    return f"{reason} ({outcome.requirement or 'no requirement'}: {outcome.detail})"
+    req = CATALOGUE.get(outcome.requirement)
+    level = f" {req.level.value}" if req is not None else ""     # MUST, SHOULD, strict
+    return f"{reason} ({outcome.requirement or 'no requirement'}{level}: {outcome.detail})"
 
 
 _HISTORY: dict[str, tuple[bytes, ...]] = {}
