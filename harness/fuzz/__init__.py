@@ -15,7 +15,9 @@ engine          atheris glue: instrumentation, corpus folders, supervision
 sas             the fixed SAs every target and seed uses (profiles, SPI, keys)
 reseal          a packet opened to its fields, one field mutated, sealed again
 oracle          an implementation's answer against the model's (a Disagreement)
+parsers         the model's decoders and receiver, and the capture reader, as targets
 differential    the model against scapy's ESP and PSP layers, and the known findings
+network         a TUN daemon (or strongSwan) fed the structure-aware inputs
 seeds           the corpora: model packets of every profile, vectors, captures
 stats           figures: exec/s, features, spec_model lines, mutant rediscovery
 ==============  ===================================================================
