@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.fuzz import differential, registry, reseal, seeds
+from harness.fuzz import differential, oracle, registry, reseal, seeds
 from harness.fuzz.engine import CORPORA, libfuzzer_args
 from harness.fuzz.oracle import Disagreement, Pair
 from harness.fuzz.sas import split
@@ -84,14 +84,16 @@ def _crashes() -> list[dict]:
 
 @pytest.mark.parametrize("crash", [c for c in _crashes() if c["target"] != "network"],
                          ids=lambda c: c["file"])
-def test_every_saved_crash_replays_as_recorded(crash):
+def test_every_saved_crash_replays_as_recorded(crash, monkeypatch):
     """A third-party input is classified as the reviewed finding it was written up as; an
-    input found against a mutant (``iut``) tells that mutant from the model and replays
-    silently against the reference."""
+    input found against a mutant (``iut``; with the exact oracle) tells that mutant from
+    the model and replays silently against the reference."""
     data = (CRASHES / crash["file"]).read_bytes()
     command = f"espspec fuzz {crash['target']} corpora/crashes/{crash['file']}"
     if crash.get("iut"):
-        assert crash["reproduce"] == f"ESPSPEC_FUZZ_IUT={crash['iut']} {command}"
+        assert crash["strict"] and crash["reproduce"] == (
+            f"ESPSPEC_FUZZ_STRICT=1 ESPSPEC_FUZZ_IUT={crash['iut']} {command}")
+        monkeypatch.setattr(oracle, "STRICT", True)
         profile, packet = split(data)
         Pair(profile, load_iut("reference")()).judge(packet)
         with pytest.raises(Disagreement):
@@ -184,7 +186,8 @@ RECEIVER_MUTANTS = ["duplicate-top-accepted", "seq-zero-accepted", "padding-unch
 
 
 @pytest.mark.parametrize("mutant", RECEIVER_MUTANTS)
-def test_resealed_oracle_kills_receiver_side_mutants(mutant):
+def test_resealed_oracle_kills_receiver_side_mutants(mutant, monkeypatch):
+    monkeypatch.setattr(oracle, "STRICT", True)       # the exact oracle: every rule
     factory = load_iut(f"mutant:{mutant}")
     caps = factory().capabilities()
     for data in filter(None, _resealed_inputs(1500)):
@@ -196,6 +199,23 @@ def test_resealed_oracle_kills_receiver_side_mutants(mutant):
         except Disagreement:
             return
     pytest.fail(f"1500 resealed inputs did not tell mutant:{mutant} from the model")
+
+
+def test_default_oracle_follows_the_levels(monkeypatch):
+    """Without STRICT, a disagreement on a SHOULD rule (padding-unchecked breaks
+    PAD-CONTENT-CHECK, a SHOULD) is counted as NON-STRICT, never raised; one on a MUST
+    rule (duplicate-top-accepted: REPLAY-DUPLICATE-DROP) is raised."""
+    monkeypatch.setattr(oracle, "STRICT", False)
+    oracle.NON_STRICT.clear()
+    inputs = list(filter(None, _resealed_inputs(1500)))
+    for data in inputs:
+        profile, packet = split(data)
+        Pair(profile, load_iut("mutant:padding-unchecked")()).judge(packet)
+    assert oracle.NON_STRICT["PAD-CONTENT-CHECK"] > 0, oracle.NON_STRICT
+    with pytest.raises(Disagreement, match="MUST"):
+        for data in inputs:
+            profile, packet = split(data)
+            Pair(profile, load_iut("mutant:duplicate-top-accepted")()).judge(packet)
 
 
 def test_reference_agrees_with_the_model_on_resealed_inputs():
@@ -291,7 +311,7 @@ def test_fork_mode_reexecutes_the_script(tmp_path):
 def test_a_mutant_is_found_reproduced_and_minimized(tmp_path):
     """resealed against mutant:padding-unchecked: libFuzzer saves the input, the one-line
     command reproduces it, -minimize_crash shrinks it and the result still reproduces."""
-    env = {"ESPSPEC_FUZZ_WORK": str(tmp_path / "work"),
+    env = {"ESPSPEC_FUZZ_WORK": str(tmp_path / "work"), "ESPSPEC_FUZZ_STRICT": "1",
            "ESPSPEC_FUZZ_IUT": "mutant:padding-unchecked"}
     art = tmp_path / "art"
     art.mkdir()
@@ -388,6 +408,7 @@ def test_network_target_kills_a_mutant_daemon_and_cleans_up(tmp_path):
     path = str(CRASHES / crash["file"])
     before = _dead_leftovers()
     bad = _fuzz("network", path, timeout=300, env={"ESPSPEC_FUZZ_WORK": str(tmp_path / "w"),
+                                                   "ESPSPEC_FUZZ_STRICT": "1",
                                                    "ESPSPEC_FUZZ_IUT": crash["iut"]})
     assert bad.returncode != 0, bad.stderr[-2000:]
     assert "Disagreement" in bad.stdout and "PAD-CONTENT-CHECK" in bad.stdout

@@ -9,14 +9,20 @@ for the input to hit; then the input, then the input again (a replay). After eac
 the other, a different payload or next header, or (when the IUT names drop reasons) a
 different reason -- too old and replayed count as one -- is a ``Disagreement``. Every
 finding is a ``Finding`` (an AssertionError, so libFuzzer stops and saves the input);
-its message is one line and names the level of the model's requirement (MUST, SHOULD,
-espspec-strict): the oracle holds an IUT to the model exactly, and a SHOULD-level
-disagreement is for the reader to weigh as the suites do (NON-STRICT), not a FAIL.
+its message is one line and names the level of the model's requirement. As in the
+suites, only a disagreement the model's MUST rules decide is a finding by default; where
+the model dropped under a SHOULD, MAY or espspec-strict rule the disagreement is counted
+in ``NON_STRICT`` (a NON-STRICT verdict) and fuzzing goes on, unless ``STRICT``
+(``ESPSPEC_FUZZ_STRICT=1``, as ``espspec run --strict``) makes every one a finding.
 """
 
 from __future__ import annotations
 
-from spec_model import CATALOGUE, Delivered, DropReason, Dropped, Profile, Receiver, Sender
+import os
+from collections import Counter
+
+from spec_model import (CATALOGUE, Delivered, DropReason, Dropped, Level, Profile, Receiver,
+                        Sender)
 
 from ..contract import SaConfig
 from .sas import SPI, history_counters, keymat
@@ -34,20 +40,44 @@ class BadOutcome(Finding):
     """A receiver answered something that is neither Delivered nor Dropped."""
 
 
+# ESPSPEC_FUZZ_STRICT=1: every disagreement is a finding (as `espspec run --strict`);
+# otherwise one where the model dropped under a SHOULD, MAY or espspec-strict rule is
+# counted in NON_STRICT and the run goes on, as the suites' NON-STRICT verdict does
+STRICT = os.environ.get("ESPSPEC_FUZZ_STRICT", "") not in ("", "0")
+NON_STRICT: Counter = Counter()
+
+
+def binding(model) -> bool:
+    """Whether a disagreement about this answer of the model is a finding: always under
+    STRICT, else unless the model dropped the packet under a rule weaker than MUST."""
+    if STRICT or not isinstance(model, Dropped):
+        return True
+    req = CATALOGUE.get(model.requirement)
+    return req is None or req.level is Level.MUST
+
+
+def _disagree(profile: Profile, model, message: str) -> None:
+    if binding(model):
+        raise Disagreement(message)
+    NON_STRICT[model.requirement] += 1
+
+
 def compare(profile: Profile, model, iut, *, reasons: bool, where: str) -> None:
     if not isinstance(model, (Delivered, Dropped)):
         raise BadOutcome(f"{where}: the model answered {model!r}")
     if not isinstance(iut, (Delivered, Dropped)):
         raise BadOutcome(f"{where}: the IUT answered {iut!r}")
     if isinstance(model, Delivered) != isinstance(iut, Delivered):
-        raise Disagreement(f"{profile.name} {where}: model {_say(model)}, IUT {_say(iut)}")
+        return _disagree(profile, model, f"{profile.name} {where}: model {_say(model)}, "
+                         f"IUT {_say(iut)}")
     if isinstance(model, Delivered):
         if (model.payload, model.next_header) != (iut.payload, iut.next_header):
             raise Disagreement(f"{profile.name} {where}: both delivered, the model "
                                f"{len(model.payload)} bytes nh {model.next_header}, the IUT "
                                f"{len(iut.payload)} bytes nh {iut.next_header}")
     elif reasons and iut.reason is not None and _family(iut.reason) != _family(model.reason):
-        raise Disagreement(f"{profile.name} {where}: model {_say(model)}, IUT {_say(iut)}")
+        _disagree(profile, model, f"{profile.name} {where}: model {_say(model)}, "
+                  f"IUT {_say(iut)}")
 
 
 # drop reasons an implementation need not tell apart: a packet left of the window and a
