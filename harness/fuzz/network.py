@@ -23,11 +23,9 @@ from typing import Callable
 from spec_model import Delivered, Mode, Profile, Receiver, Sender
 
 from ..contract import IutCrash, IutHang, SaConfig
-from ..engine.craft import seal_custom
-from ..loader import load_iut
-from .oracle import Finding, Pair, compare
-from .reseal import open_packet
-from .sas import SPI, keymat, split
+from .oracle import Finding, Pair, compare, iut_target
+from .reseal import open_packet, seal
+from .sas import SPI, keymat
 
 
 class IutDied(Finding):
@@ -52,26 +50,15 @@ def through_tun(profile: Profile, outcome):
 
 
 def network_target(iut_name: str) -> Callable[[bytes], None]:
-    factory = load_iut(iut_name)
-    caps = factory().capabilities()
-    live = []
-
-    def test_one_input(data: bytes) -> None:
-        if not data:
-            return
-        profile, packet = split(data)
-        if caps.unsupported(profile):
-            return
-        if not live:
-            live.append(factory())
+    def judge(iut, caps, profile: Profile, packet: bytes) -> None:
         try:
             if caps.negotiates_keys:
-                negotiated(live[0], profile).judge(packet)
+                negotiated(iut, profile).judge(packet)
             else:
-                Pair(profile, live[0], through_tun).judge(packet)
+                Pair(profile, iut, through_tun).judge(packet)
         except (IutCrash, IutHang) as e:
             raise IutDied(f"{iut_name} on {profile.name}: {e}") from None
-    return test_one_input
+    return iut_target(iut_name, judge=judge)
 
 
 class Negotiated:
@@ -92,9 +79,7 @@ class Negotiated:
 
     def judge(self, packet: bytes) -> None:
         f = open_packet(self.profile, packet)
-        wire = packet if f is None else seal_custom(
-            self.sender, f.sub_sa, f.body, next_header=f.next_header, counter=f.counter,
-            crypt_offset=f.crypt_offset, advance=False)
+        wire = packet if f is None else seal(self.profile, f, sender=self.sender)
         for where in ("the input", "the input again"):
             model = through_tun(self.profile, self.model.open(wire))
             theirs = self.iut.unprotect(wire)

@@ -25,7 +25,7 @@ from spec_model import (CATALOGUE, Delivered, DropReason, Dropped, Level, Profil
                         Sender)
 
 from ..contract import SaConfig
-from .sas import SPI, history_counters, keymat
+from .sas import SPI, history_counters, keymat, split
 
 
 class Finding(AssertionError):
@@ -147,3 +147,28 @@ class Pair:
             self.feed(past, f"history packet {i + 1}")
         self.feed(wire, "the input")
         self.feed(wire, "the input again")
+
+
+def iut_target(iut_name: str, view=None, judge=None):
+    """``test_one_input`` holding the IUT ``iut_name`` (any ``--iut`` name) to the model:
+    inputs of a profile the IUT lacks are skipped; each other one is a ``Pair``'s
+    (``view`` as there), or goes to ``judge(iut, caps, profile, packet)`` when given.
+    The IUT is made once and installed afresh per input; its capabilities are read once."""
+    from ..loader import load_iut
+    factory = load_iut(iut_name)
+    caps = factory().capabilities()
+    live = []
+
+    def test_one_input(data: bytes) -> None:
+        if not data:
+            return
+        profile, packet = split(data)
+        if caps.unsupported(profile):
+            return
+        if not live:
+            live.append(factory())
+        if judge is not None:
+            judge(live[0], caps, profile, packet)
+        else:
+            Pair(profile, live[0], view).judge(packet)
+    return test_one_input

@@ -87,9 +87,10 @@ def open_packet(profile: Profile, data: bytes) -> Fields | None:
 
 
 def seal(profile: Profile, f: Fields,
-         rewrite_header: Callable[[bytes], bytes] | None = None) -> bytes:
-    """The packet of ``f`` under the fuzz SA's keys."""
-    return seal_custom(ends(profile)[0], f.sub_sa, f.body, next_header=f.next_header,
+         rewrite_header: Callable[[bytes], bytes] | None = None,
+         sender: Sender | None = None) -> bytes:
+    """The packet of ``f`` under the fuzz SA's keys (or under ``sender``'s)."""
+    return seal_custom(sender or ends(profile)[0], f.sub_sa, f.body, next_header=f.next_header,
                        counter=f.counter, crypt_offset=f.crypt_offset, advance=False,
                        rewrite_header=rewrite_header)
 

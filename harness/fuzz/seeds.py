@@ -30,7 +30,7 @@ from pathlib import Path
 from spec_model import NAMED, Framing, Sender
 
 from ..engine.craft import seal_custom
-from ..pcapcheck.pcapwriter import ipv4_header
+from ..net.frames import ip_packet
 from .engine import CORPORA
 from .sas import PROFILES, SPI, keymat, profiles_of, tag
 
@@ -102,23 +102,13 @@ def packet_corpus(names: tuple[str, ...], published: bool) -> list[tuple[str, by
 
 # --- captures ---------------------------------------------------------------------------
 _UDP = struct.Struct("!HHHH")
-SRC4, DST4 = bytes((192, 0, 2, 1)), bytes((192, 0, 2, 2))
-SRC6 = bytes.fromhex("20010db8000000000000000000000001")
-DST6 = bytes.fromhex("20010db8000000000000000000000002")
+ENDS = (("192.0.2.1", "192.0.2.2"), ("2001:db8::1", "2001:db8::2"))
 LINKTYPES = {1: "ethernet", 101: "raw", 113: "linux-sll", 228: "ipv4", 229: "ipv6",
              276: "linux-sll2"}
 
 
 def _udp(sport: int, dport: int, payload: bytes) -> bytes:
     return _UDP.pack(sport, dport, 8 + len(payload), 0) + payload
-
-
-def _ip4(proto: int, payload: bytes) -> bytes:
-    return ipv4_header(SRC4, DST4, proto, len(payload)) + payload
-
-
-def _ip6(proto: int, payload: bytes) -> bytes:
-    return struct.pack("!IHBB16s16s", 6 << 28, len(payload), proto, 64, SRC6, DST6) + payload
 
 
 def ip_packets() -> list[bytes]:
@@ -128,9 +118,10 @@ def ip_packets() -> list[bytes]:
     eesp = model_packets("eesp-v0")[1][1]
     psp = model_packets("psp-v0")[1][1]
     out = []
-    for ip in (_ip4, _ip6):
-        out += [ip(50, esp), ip(17, _udp(4500, 4500, esp)), ip(17, _udp(4545, 4545, eesp)),
-                ip(17, _udp(1000, 1000, psp))]
+    for src, dst in ENDS:
+        out += [ip_packet(src, dst, 50, esp), ip_packet(src, dst, 17, _udp(4500, 4500, esp)),
+                ip_packet(src, dst, 17, _udp(4545, 4545, eesp)),
+                ip_packet(src, dst, 17, _udp(1000, 1000, psp))]
     return out
 
 
@@ -181,7 +172,7 @@ def capture_corpus() -> list[tuple[str, bytes]]:
         frames = [f for f in (link_frame(lt, ip) for ip in ip_packets()) if f is not None]
         items.append((f"{name}.pcap", pcap(lt, frames)))
         items.append((f"{name}.pcapng", pcapng(lt, frames)))
-    vec = [link_frame(1, _ip4(50, w)) for _, w in published_packets()]
+    vec = [link_frame(1, ip_packet(*ENDS[0], 50, w)) for _, w in published_packets()]
     items.append(("vectors-ethernet.pcap", pcap(1, vec)))
     return items
 

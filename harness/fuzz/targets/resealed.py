@@ -12,28 +12,9 @@ import os
 from harness.fuzz.engine import instrumented, run
 
 with instrumented(__name__, "spec_model"):
+    from harness.fuzz.oracle import iut_target
     from harness.fuzz.reseal import mutate, shrink_for
-    from harness.fuzz.oracle import Pair
-    from harness.fuzz.sas import split
-    from harness.loader import load_iut
-
-IUT = os.environ.get("ESPSPEC_FUZZ_IUT", "reference")
-_factory = load_iut(IUT)
-_caps = _factory().capabilities()
-
-
-def test_one_input(data: bytes) -> None:
-    if not data:
-        return
-    profile, packet = split(data)
-    if _caps.unsupported(profile):
-        return
-    iut = _factory()
-    try:
-        Pair(profile, iut).judge(packet)
-    finally:
-        iut.close()
-
+    test_one_input = iut_target(os.environ.get("ESPSPEC_FUZZ_IUT", "reference"))
 
 if __name__ == "__main__":
     run(test_one_input, "resealed", custom_mutator=mutate, shrink=shrink_for())
